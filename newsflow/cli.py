@@ -1,0 +1,197 @@
+"""The ``newsflow`` command: the local stack, topics, settings and the demo.
+
+Every option falls back to its NEWSFLOW_* environment variable (``--help`` names it);
+``newsflow settings`` lists them all.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from newsflow import logs
+from newsflow.settings import Settings, StackSettings, describe
+
+
+class Context:
+    def __init__(self, settings: Settings, stack_settings: StackSettings) -> None:
+        self.settings = settings
+        self.stack_settings = stack_settings
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def _fail(err: Exception) -> None:
+    click.secho(f"error: {err}", fg="red", err=True)
+    sys.exit(1)
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Known failures become one clear message and exit code 1, not a traceback."""
+    import functools
+
+    from deploy.stack.errors import StackError
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StackError as err:
+            _fail(err)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for libraries too).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.option(
+    "--kafka",
+    envvar="NEWSFLOW_KAFKA_BOOTSTRAP",
+    show_envvar=True,
+    default=None,
+    help="Kafka bootstrap servers [default: 127.0.0.1:9092]",
+)
+@click.option(
+    "--elasticsearch",
+    envvar="NEWSFLOW_ELASTICSEARCH_URL",
+    show_envvar=True,
+    default=None,
+    help="Elasticsearch URL [default: http://127.0.0.1:9200]",
+)
+@click.version_option(package_name="newsflow")
+@click.pass_context
+def cli(
+    ctx: click.Context, verbose: int, quiet: bool, kafka: str | None, elasticsearch: str | None
+) -> None:
+    """newsflow: news pages on Kafka, cleaned, deduplicated and entity-tagged by Faust
+    agents, searchable in Elasticsearch.
+
+    \b
+    Start here:
+      newsflow demo          run the whole pipeline on the built-in sample sites
+      newsflow stack up      start Kafka and Elasticsearch locally (no Docker)
+      newsflow settings      every NEWSFLOW_* variable and its current value
+    """
+    logs.configure(-1 if quiet else verbose)
+    overrides = {"kafka_bootstrap": kafka, "elasticsearch_url": elasticsearch}
+    settings = Settings(**{k: v for k, v in overrides.items() if v})
+    ctx.obj = Context(settings, StackSettings())
+
+
+@cli.command("settings")
+@pass_ctx
+def show_settings(ctx: Context) -> None:
+    """Print every environment variable newsflow reads, with its current value."""
+    for group in (ctx.settings, ctx.stack_settings):
+        for env, value, doc in describe(group):
+            click.echo(f"{env}={value}")
+            click.secho(f"    {doc}", dim=True)
+
+
+# -- stack -------------------------------------------------------------------------------
+
+
+@cli.group()
+def stack() -> None:
+    """The local Kafka (KRaft) and Elasticsearch, from Maven Central, without Docker.
+
+    State (data, logs, configs) lives in NEWSFLOW_STACK_DIR (default ./.stack). The first
+    `up` downloads the pinned artifacts through Maven; later ones reuse them.
+    """
+
+
+def _print_status(rows: list[Any]) -> None:
+    for row in rows:
+        colour = "green" if row.healthy else ("yellow" if row.pid else "red")
+        pid = f"pid {row.pid}" if row.pid else "-"
+        click.echo(
+            f"{row.name:<14} {row.version:<8} {row.address:<24} {pid:<11} "
+            + click.style(row.state, fg=colour)
+        )
+
+
+@stack.command("up")
+@pass_ctx
+@handle_errors
+def stack_up(ctx: Context) -> None:
+    """Start Kafka and Elasticsearch (reusing running ones) and wait until both are healthy."""
+    from deploy.stack import Stack
+
+    _print_status(Stack(ctx.stack_settings).up())
+
+
+@stack.command("down")
+@pass_ctx
+@handle_errors
+def stack_down(ctx: Context) -> None:
+    """Stop both services cleanly (SIGTERM, then SIGKILL after a grace period)."""
+    from deploy.stack import Stack
+
+    stopped = Stack(ctx.stack_settings).down()
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@stack.command("status")
+@pass_ctx
+@handle_errors
+def stack_status(ctx: Context) -> None:
+    """Show each service's version, address, pid and health. Exit 1 unless all healthy."""
+    from deploy.stack import Stack
+
+    rows = Stack(ctx.stack_settings).status()
+    _print_status(rows)
+    sys.exit(0 if all(r.healthy for r in rows) else 1)
+
+
+@stack.command("logs")
+@click.argument("service", type=click.Choice(["kafka", "elasticsearch"]))
+@click.option("-n", "--lines", default=40, help="How many lines from the end.")
+@pass_ctx
+@handle_errors
+def stack_logs(ctx: Context, service: str, lines: int) -> None:
+    """Print the end of a service's log."""
+    from deploy.stack import Stack
+
+    click.echo(Stack(ctx.stack_settings).logs(service, lines))
+
+
+# -- topics ------------------------------------------------------------------------------
+
+
+@cli.group()
+def topics() -> None:
+    """The pipeline's Kafka topics (NEWSFLOW_TOPIC_PREFIX, NEWSFLOW_TOPIC_PARTITIONS)."""
+
+
+@topics.command("create")
+@pass_ctx
+def topics_create(ctx: Context) -> None:
+    """Create the pipeline's topics that do not exist yet."""
+    from newsflow.topics import Topics, ensure_topics
+
+    specs = Topics.from_settings(ctx.settings).specs()
+    created = ensure_topics(ctx.settings.kafka_bootstrap, specs, ctx.settings.topic_replication)
+    click.echo(f"created {len(created)} of {len(specs)} topics")
+
+
+@topics.command("list")
+@pass_ctx
+def topics_list(ctx: Context) -> None:
+    """List the pipeline's topics and what each carries."""
+    from newsflow.topics import Topics
+
+    for spec in Topics.from_settings(ctx.settings).specs():
+        click.echo(f"{spec.name:<34} {spec.partitions:>3}  {spec.description}")
+
+
+def main() -> None:
+    cli(auto_envvar_prefix=None)
+
+
+if __name__ == "__main__":
+    main()

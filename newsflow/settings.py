@@ -1,0 +1,89 @@
+"""Every option newsflow reads from the environment, in one place.
+
+Nothing else in the code base reads ``os.environ``: the CLI builds these objects once and
+passes them down. Each field's environment variable is its name upper-cased behind the
+class prefix (``NEWSFLOW_KAFKA_BOOTSTRAP``, ``NEWSFLOW_STACK_KAFKA_PORT``...);
+``newsflow settings`` prints them all with their current values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the services are and how the pipeline's topics are laid out."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWSFLOW_", extra="ignore")
+
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port...]"
+    )
+    elasticsearch_url: str = Field(
+        "http://127.0.0.1:9200", description="Elasticsearch URL (security off on loopback)"
+    )
+    topic_prefix: str = Field(
+        "newsflow", description="Prefix of every topic name, so several pipelines share a broker"
+    )
+    topic_partitions: int = Field(
+        4, ge=1, description="Partitions of the pipeline topics (a site's pages share one)"
+    )
+    topic_replication: int = Field(1, ge=1, description="Replication factor of new topics")
+
+
+class StackSettings(BaseSettings):
+    """The local Kafka + Elasticsearch stack that `newsflow stack` runs without Docker."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWSFLOW_STACK_", extra="ignore")
+
+    dir: Path = Field(
+        Path(".stack"), description="State directory: data, logs, pid files, configs"
+    )
+    kafka_port: int = Field(9092, description="Kafka client listener port on 127.0.0.1")
+    kafka_controller_port: int = Field(9093, description="KRaft controller port on 127.0.0.1")
+    kafka_heap: str = Field("1g", description="Kafka JVM heap (-Xmx)")
+    es_port: int = Field(9200, description="Elasticsearch HTTP port on 127.0.0.1")
+    es_transport_port: int = Field(9300, description="Elasticsearch transport port")
+    es_heap: str = Field("1g", description="Elasticsearch JVM heap (-Xms and -Xmx)")
+    es_user: str = Field(
+        "newsflow",
+        description="Unprivileged user that runs Elasticsearch when newsflow runs as root "
+        "(created if missing; Elasticsearch refuses to run as root)",
+    )
+    es_java_home: Path | None = Field(
+        None, description="JDK >= 21 for Elasticsearch 9 (default: searched under /usr/lib/jvm)"
+    )
+    kafka_java_home: Path | None = Field(
+        None, description="JDK >= 17 for Kafka 4 (default: the java on PATH, else /usr/lib/jvm)"
+    )
+    start_timeout: float = Field(180.0, description="Seconds to wait for each service's health")
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def elasticsearch_url(self) -> str:
+        return f"http://127.0.0.1:{self.es_port}"
+
+
+def describe(settings: BaseSettings) -> list[tuple[str, Any, str]]:
+    """(environment variable, current value, description) for each field, for --help texts."""
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    rows = []
+    for name, field in type(settings).model_fields.items():
+        rows.append((f"{prefix}{name}".upper(), getattr(settings, name), field.description or ""))
+    return rows
+
+
+def env_names(*classes: type[BaseSettings]) -> set[str]:
+    """Every environment variable the given settings classes read."""
+    names = set()
+    for cls in classes:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        names.update(f"{prefix}{name}".upper() for name in cls.model_fields)
+    return names
