@@ -1,0 +1,181 @@
+"""The records on newsflow's topics, declared once.
+
+One class per topic value, each with a ``schema_version``. Fields are only ever added, as
+optional; a breaking change gets a new topic. Timestamps are timezone-aware (UTC).
+
+Values travel as JSON (bytes as base64). Agents consume raw bytes and decode them with
+``decode``, so a message that does not decode is a value the agent can route to the
+dead-letter topic with its original bytes, instead of an exception inside Faust's
+deserialiser that would skip it silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def article_id(canonical_url: str) -> str:
+    """The stable id of an article: Kafka key where it fits and Elasticsearch ``_id``.
+
+    It hashes the URL that ingest canonicalised (tracking parameters, fragments, default
+    ports and case removed), not the page's own ``<link rel=canonical>``: some sites point
+    every page's canonical link at their home page, and trusting it would merge their
+    articles into one. Identical articles under different URLs are caught by the exact
+    duplicate check instead.
+    """
+    return hashlib.blake2b(canonical_url.encode("utf-8"), digest_size=16).hexdigest()
+
+
+class SourceKind(StrEnum):
+    FEED = "feed"
+    SITEMAP = "sitemap"
+    WARC = "warc"
+    URLS = "urls"
+    DEMO = "demo"
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",  # a newer producer may add fields; an older consumer still reads it
+        ser_json_bytes="base64",
+        val_json_bytes="base64",
+        frozen=True,
+    )
+
+    schema_version: int = SCHEMA_VERSION
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+
+R = TypeVar("R", bound=Record)
+
+
+class DecodeError(ValueError):
+    """A message value that is not a valid record of the expected type (a poison message)."""
+
+
+def decode(cls: type[R], data: bytes | None) -> R:
+    if data is None:
+        raise DecodeError(f"empty message: expected a {cls.__name__}")
+    try:
+        return cls.model_validate_json(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "value"
+        raise DecodeError(
+            f"not a {cls.__name__}: {where}: {first['msg']} ({err.error_count()} error(s))"
+        ) from err
+
+
+class Source(Record):
+    """Where a page came from."""
+
+    kind: SourceKind
+    ref: str = Field("", description="the feed or sitemap URL, WARC file and offset, list file")
+
+
+class RawPage(Record):
+    """A fetched page, as ingest puts it on the pages topic (key: ``site``)."""
+
+    url: str = Field(description="the URL the page was fetched from (after redirects)")
+    canonical_url: str = Field(description="url canonicalised by ingest; hashed to article_id")
+    site: str = Field(description="registered domain (or host:port); the partitioning key")
+    fetched_at: AwareDatetime
+    status: int = 200
+    content_type: str = ""
+    encoding: str | None = Field(None, description="charset declared by the HTTP headers")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="headers that matter: last-modified, etag, language"
+    )
+    body: bytes
+    source: Source
+    # Metadata a feed or sitemap already gave for this URL; extraction may fill what it lacks.
+    hint_title: str | None = None
+    hint_published_at: AwareDatetime | None = None
+
+    @property
+    def article_id(self) -> str:
+        return article_id(self.canonical_url)
+
+
+class Entity(Record):
+    text: str = Field(description="normalised name, e.g. 'Vladimir Putin', 'Financial Times'")
+    label: str = Field(description="spaCy label: PERSON, ORG, GPE, LOC, NORP, EVENT, ...")
+    count: int = Field(ge=1)
+    first_offset: int = Field(ge=0, description="character offset in the joined text")
+    paragraphs: list[int] = Field(description="indices of the paragraphs it appears in")
+    variants: list[str] = Field(default_factory=list, description="surface forms merged into it")
+
+
+class Removed(Record):
+    """What cleaning took out, so nothing leaves the text without a trace."""
+
+    in_page_repeats: int = 0
+    boilerplate: int = 0
+    boilerplate_samples: list[str] = Field(default_factory=list)
+
+
+class Article(Record):
+    """A clean, deduplicated article (articles topic, key: site)."""
+
+    article_id: str
+    url: str
+    canonical_url: str
+    declared_canonical_url: str | None = None
+    site: str
+    site_name: str | None = None
+    title: str | None = None
+    authors: list[str] = Field(default_factory=list)
+    published_at: AwareDatetime | None = None
+    fetched_at: AwareDatetime
+    language: str | None = None
+    language_detected: bool = Field(False, description="True if guessed from the text")
+    description: str | None = None
+    categories: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    paragraphs: list[str]
+    removed: Removed = Field(default_factory=Removed)
+    text_hash: str = Field(description="hash of the normalised text: equal hash, same article")
+    cluster_id: str = Field(description="story cluster: the first article_id seen of the story")
+    duplicate_of: str | None = Field(None, description="article_id of the exact/near original")
+    duplicate_kind: Literal["exact", "near"] | None = None
+    source: Source
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.paragraphs)
+
+
+class EnrichedArticle(Article):
+    """An article with its named entities (enriched topic, key: article_id)."""
+
+    entities: list[Entity] = Field(default_factory=list)
+    ner_skipped: str | None = Field(None, description="why NER did not run, if it did not")
+
+
+class DeadLetter(Record):
+    """How a dead letter is shown and replayed; the message itself keeps the original bytes
+    and carries this information in its headers (see newsflow.deadletter)."""
+
+    stage: str
+    error_class: str
+    error: str
+    topic: str
+    partition: int
+    offset: int
+    failed_at: AwareDatetime
+    permanent: bool = True
+    key: Annotated[bytes | None, Field(repr=False)] = None
+    value: Annotated[bytes | None, Field(repr=False)] = None
