@@ -78,7 +78,7 @@ def cli(
       newsflow settings      every NEWSFLOW_* variable and its current value
     """
     logs.configure(-1 if quiet else verbose)
-    overrides = {"kafka_bootstrap": kafka, "elasticsearch_url": elasticsearch}
+    overrides: dict[str, Any] = {"kafka_bootstrap": kafka, "elasticsearch_url": elasticsearch}
     settings = Settings(**{k: v for k, v in overrides.items() if v})
     ctx.obj = Context(settings, StackSettings())
 

@@ -10,7 +10,9 @@ def configure(verbosity: int) -> None:
     """INFO for newsflow by default; -v adds DEBUG; -q leaves only warnings."""
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     # Our own messages at the chosen level; the libraries' chatter (kafka-python logs every

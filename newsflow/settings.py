@@ -40,9 +40,7 @@ class StackSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="NEWSFLOW_STACK_", extra="ignore")
 
-    dir: Path = Field(
-        Path(".stack"), description="State directory: data, logs, pid files, configs"
-    )
+    dir: Path = Field(Path(".stack"), description="State directory: data, logs, pid files, configs")
     kafka_port: int = Field(9092, description="Kafka client listener port on 127.0.0.1")
     kafka_controller_port: int = Field(9093, description="KRaft controller port on 127.0.0.1")
     kafka_heap: str = Field("1g", description="Kafka JVM heap (-Xmx)")
@@ -82,7 +80,7 @@ def describe(settings: BaseSettings) -> list[tuple[str, Any, str]]:
 
 def env_names(*classes: type[BaseSettings]) -> set[str]:
     """Every environment variable the given settings classes read."""
-    names = set()
+    names: set[str] = set()
     for cls in classes:
         prefix = str(cls.model_config.get("env_prefix", ""))
         names.update(f"{prefix}{name}".upper() for name in cls.model_fields)

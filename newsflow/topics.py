@@ -71,7 +71,9 @@ class Topics:
             TopicSpec(self.enriched, p, "entity-tagged articles ready to index, keyed by id"),
             # Dead letters are kept longer: someone has to look at them and replay them.
             *(
-                TopicSpec(self.deadletter(s), 1, f"what the {s} stage could not process", 30 * DAY_MS)
+                TopicSpec(
+                    self.deadletter(s), 1, f"what the {s} stage could not process", 30 * DAY_MS
+                )
                 for s in STAGES
             ),
         ]
@@ -90,7 +92,10 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication: int =
         missing = [s for s in specs if s.name not in existing]
         if missing:
             admin.create_topics(
-                [NewTopic(s.name, s.partitions, replication, topic_configs=s.config) for s in missing]
+                [
+                    NewTopic(s.name, s.partitions, replication, topic_configs=s.config)
+                    for s in missing
+                ]
             )
             log.info("created topics: %s", ", ".join(s.name for s in missing))
         _check_partitions(admin, [s for s in specs if s.name in existing])

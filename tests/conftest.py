@@ -3,9 +3,16 @@ tests that need them skip with a clear message where that folder is absent."""
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from deploy.stack import Stack
+from newsflow.settings import Settings, StackSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -15,10 +22,103 @@ def shared_data_path(*parts: str) -> Path:
     """A path under ../shared/data, or skip the calling test if it is absent."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real-world data not found at {path} (expected ../shared/data beside the repo)")
+        pytest.skip(
+            f"real-world data not found at {path} (expected ../shared/data beside the repo)"
+        )
     return path
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return shared_data_path()
+
+
+# -- the real stack, once per session ----------------------------------------------------
+
+# Ports of their own, so the test stack and a demo stack (9092/9200) can run side by side.
+TEST_STACK = StackSettings(
+    dir=ROOT / ".stack-test",
+    kafka_port=19092,
+    kafka_controller_port=19093,
+    es_port=19200,
+    es_transport_port=19300,
+    es_heap="768m",
+    kafka_heap="768m",
+)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """Kafka and Elasticsearch, started once for the whole session. A stack that is already
+    up (NEWSFLOW_TEST_KEEP_STACK=1 leaves it running after the session) is reused."""
+    stack = Stack(TEST_STACK)
+    already_up = all(s.healthy for s in stack.status())
+    if not already_up:
+        stack.up()
+    yield stack
+    if not already_up and os.environ.get("NEWSFLOW_TEST_KEEP_STACK") != "1":
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def settings(stack: Stack) -> Settings:
+    return Settings(
+        kafka_bootstrap=stack.settings.kafka_bootstrap,
+        elasticsearch_url=stack.settings.elasticsearch_url,
+        topic_partitions=2,
+    )
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def topic_factory(settings: Settings) -> Iterator[Callable[..., str]]:
+    """Creates topics of the test's own; deletes them afterwards."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    made: list[str] = []
+
+    def make(prefix: str = "t", partitions: int = 1) -> str:
+        name = unique(prefix)
+        admin.create_topics([NewTopic(name, partitions, 1)])
+        made.append(name)
+        return name
+
+    yield make
+    if made:
+        admin.delete_topics(made)
+    admin.close()
+
+
+@pytest.fixture
+def es(settings: Settings) -> Iterator[Any]:
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(settings.elasticsearch_url, request_timeout=30)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def index_factory(es: Any) -> Iterator[Callable[[str], str]]:
+    """Index names of the test's own; every index (and alias) made under them is deleted."""
+    names: list[str] = []
+
+    def make(prefix: str = "idx") -> str:
+        name = unique(f"test-{prefix}")
+        names.append(name)
+        return name
+
+    yield make
+    for name in names:
+        # Deleting by wildcard is refused (action.destructive_requires_name): resolve first.
+        concrete = list(es.indices.get(index=f"{name}*", allow_no_indices=True))
+        if concrete:
+            es.indices.delete(index=",".join(concrete))
+        found = es.options(ignore_status=404).indices.get_index_template(name=f"{name}*")
+        for template in found.get("index_templates", []):
+            es.indices.delete_index_template(name=template["name"])

@@ -27,7 +27,8 @@ from newsflow.settings import StackSettings
 
 log = logging.getLogger(__name__)
 
-FALLBACK_ROOT = Path("/var/tmp/newsflow-es")
+# Not a temp file: a fixed place any user can reach, for when the stack dir is not.
+FALLBACK_ROOT = Path("/var/tmp/newsflow-es")  # noqa: S108
 
 
 class ElasticsearchNode:
@@ -92,7 +93,9 @@ class ElasticsearchNode:
                 "stop that process, or choose other ports with NEWSFLOW_STACK_ES_PORT and "
                 "NEWSFLOW_STACK_ES_TRANSPORT_PORT",
             )
-        jdk = find_jdk(21, self.settings.es_java_home, "Elasticsearch 9", "NEWSFLOW_STACK_ES_JAVA_HOME")
+        jdk = find_jdk(
+            21, self.settings.es_java_home, "Elasticsearch 9", "NEWSFLOW_STACK_ES_JAVA_HOME"
+        )
         user = self.run_as()
         if user:
             _ensure_user(user)

@@ -81,7 +81,9 @@ class KafkaNode:
                 "stop that process, or choose other ports with NEWSFLOW_STACK_KAFKA_PORT and "
                 "NEWSFLOW_STACK_KAFKA_CONTROLLER_PORT",
             )
-        jdk = find_jdk(17, self.settings.kafka_java_home, "Kafka 4", "NEWSFLOW_STACK_KAFKA_JAVA_HOME")
+        jdk = find_jdk(
+            17, self.settings.kafka_java_home, "Kafka 4", "NEWSFLOW_STACK_KAFKA_JAVA_HOME"
+        )
         classpath = artifacts.kafka_classpath(self.settings.dir.resolve() / "artifacts")
         for d in (self.data_dir, self.log_dir):
             d.mkdir(parents=True, exist_ok=True)
@@ -131,9 +133,7 @@ class KafkaNode:
         from kafka.errors import KafkaError
 
         try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=self.address, request_timeout_ms=3000
-            )
+            admin = KafkaAdminClient(bootstrap_servers=self.address, request_timeout_ms=3000)
         except KafkaError:
             return False
         try:

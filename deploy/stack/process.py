@@ -28,10 +28,6 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie child of ours is not running: reap it so it stops looking alive.
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
     return True
 
 
@@ -53,24 +49,29 @@ def start_detached(
     cwd: Path,
     user: str | None = None,
 ) -> int:
-    """Start ``argv`` in its own session (so Ctrl-C in our terminal does not reach it), with
-    output appended to ``log_file``, and record its pid."""
+    """Start ``argv`` as a daemon in its own session (so Ctrl-C in our terminal does not
+    reach it, and it outlives us), output appended to ``log_file``; record its pid.
+
+    A shell starts it in the background and exits at once, so the server is reparented to
+    init instead of staying a child whose Popen object we would have to keep alive.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as out:
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+        done = subprocess.run(
+            ["/bin/sh", "-c", '"$@" </dev/null >&2 & echo $!', "sh", *argv],
+            stdout=subprocess.PIPE,
+            stderr=out,  # the server writes here too: its stdout goes to >&2
             env=dict(env),
             cwd=cwd,
             start_new_session=True,
             user=user,
             group=_primary_group(user) if user else None,
             extra_groups=[] if user else None,
+            check=True,
         )
-    pid_file.write_text(f"{proc.pid}\n")
-    return proc.pid
+    pid = int(done.stdout.strip())
+    pid_file.write_text(f"{pid}\n")
+    return pid
 
 
 def _primary_group(user: str) -> int:
@@ -80,26 +81,31 @@ def _primary_group(user: str) -> int:
 
 
 def stop(pid_file: Path, name: str, grace: float = 60.0) -> bool:
-    """SIGTERM the process group recorded in ``pid_file``, wait up to ``grace`` seconds for a
-    clean shutdown, then SIGKILL. Returns whether something was running."""
+    """SIGTERM the process group of the process in ``pid_file``, wait up to ``grace`` seconds
+    for a clean shutdown, then SIGKILL. Returns whether something was running."""
     pid = read_pid(pid_file)
     if pid is None:
         pid_file.unlink(missing_ok=True)
         return False
-    _signal_group(pid, signal.SIGTERM)
-    if not wait_until(lambda: not pid_alive(pid) and not _group_alive(pid), grace):
-        _signal_group(pid, signal.SIGKILL)
-        if not wait_until(lambda: not pid_alive(pid), 10):
+    # The server was started in a session of its own, so its process group holds it and
+    # whatever it forked (Elasticsearch's launcher forks the server JVM): signal them all.
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        pid_file.unlink(missing_ok=True)
+        return False
+    _signal_group(pgid, signal.SIGTERM)
+    if not wait_until(lambda: not _group_alive(pgid), grace):
+        _signal_group(pgid, signal.SIGKILL)
+        if not wait_until(lambda: not _group_alive(pgid), 10):
             raise StackError(f"{name} (pid {pid}) did not stop", f"kill it by hand: kill -9 {pid}")
     pid_file.unlink(missing_ok=True)
     return True
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    # The service was started as a session leader, so its pgid is its pid; signalling the
-    # group also reaches the JVMs that a launcher script forked.
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, sig)
+        os.killpg(pgid, sig)
 
 
 def _group_alive(pgid: int) -> bool:
