@@ -189,6 +189,16 @@ def topics_list(ctx: Context) -> None:
         click.echo(f"{spec.name:<34} {spec.partitions:>3}  {spec.description}")
 
 
+@cli.command()
+@pass_ctx
+@handle_errors
+def demo(ctx: Context) -> None:
+    """Run newsflow end to end on built-in data: starts the local stack if needed."""
+    from newsflow import demo_run
+
+    demo_run.run(ctx.settings, ctx.stack_settings)
+
+
 def main() -> None:
     cli(auto_envvar_prefix=None)
 

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         4, ge=1, description="Partitions of the pipeline topics (a site's pages share one)"
     )
     topic_replication: int = Field(1, ge=1, description="Replication factor of new topics")
+    state_dir: Path = Field(
+        Path(".newsflow-state"),
+        description="Local state of workers: Faust's RocksDB tables (rebuilt from Kafka if lost)",
+    )
 
 
 class StackSettings(BaseSettings):

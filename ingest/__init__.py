@@ -1,0 +1,1 @@
+"""Sources -> Kafka: feeds, sitemaps, polite fetching, URL canonicalisation, WARC input."""
