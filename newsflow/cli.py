@@ -190,6 +190,38 @@ def topics_list(ctx: Context) -> None:
 
 
 @cli.command()
+@click.option(
+    "--loglevel", default="info", type=click.Choice(["crit", "error", "warn", "info", "debug"])
+)
+@pass_ctx
+def worker(ctx: Context, loglevel: str) -> None:
+    """Run the pipeline's Faust agents (clean, stories, enrich, index) until Ctrl-C.
+
+    Creates the topics and the Elasticsearch index template first if they are missing.
+    Reads NEWSFLOW_KAFKA_BOOTSTRAP, NEWSFLOW_ELASTICSEARCH_URL, NEWSFLOW_TOPIC_* and
+    NEWSFLOW_STATE_DIR (the RocksDB tables; rebuilt from Kafka when lost).
+    """
+    from processors.app import run_worker
+
+    prepare(ctx.settings)
+    run_worker(ctx.settings, loglevel)
+
+
+def prepare(settings: Settings) -> None:
+    """Topics and index template, created if missing: what a worker needs to start."""
+    from elasticsearch import Elasticsearch
+
+    from newsflow.topics import Topics, ensure_topics
+    from processors.index import ensure_template
+
+    ensure_topics(
+        settings.kafka_bootstrap, Topics.from_settings(settings).specs(), settings.topic_replication
+    )
+    with Elasticsearch(settings.elasticsearch_url) as es:
+        ensure_template(es, settings.topic_prefix)
+
+
+@cli.command()
 @pass_ctx
 @handle_errors
 def demo(ctx: Context) -> None:

@@ -165,6 +165,19 @@ class EnrichedArticle(Article):
     ner_skipped: str | None = Field(None, description="why NER did not run, if it did not")
 
 
+class Filtered(Record):
+    """A page that is not an article, or whose extraction came out empty: not an error, but
+    never dropped silently either (filtered topic, key: site)."""
+
+    article_id: str
+    url: str
+    site: str
+    reason: str = Field(description="stable code: not-html, too-short, empty-extraction, ...")
+    detail: str
+    fetched_at: AwareDatetime
+    source: Source
+
+
 class DeadLetter(Record):
     """How a dead letter is shown and replayed; the message itself keeps the original bytes
     and carries this information in its headers (see newsflow.deadletter)."""

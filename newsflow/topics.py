@@ -1,7 +1,12 @@
 """The pipeline's Kafka topics, declared once: names, partitioning, retention.
 
-Data flows one way: ingest -> pages -> (clean) -> articles -> (enrich) -> enriched ->
-(index) -> Elasticsearch. Each stage has a dead-letter topic that keeps what it could not
+Data flows one way:
+
+    ingest -> pages -> clean -> articles -> stories -> clustered -> enrich -> enriched
+           -> index -> Elasticsearch
+                       clean -> filtered (pages that are not articles, with the reason)
+                     stories -> enriched (exact duplicates skip NER)
+ Each stage has a dead-letter topic that keeps what it could not
 process, with the original bytes and headers saying why (see newsflow.deadletter).
 
 Topics are created by newsflow (``newsflow topics create``, and on worker start), never by
@@ -19,8 +24,15 @@ from newsflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STAGES = ("ingest", "clean", "enrich", "index")
+STAGES = ("ingest", "clean", "stories", "enrich", "index")
 DAY_MS = 24 * 3600 * 1000
+# A page is capped at 5 MB when fetched; as base64 inside JSON it grows by a third.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+class TopicMismatch(Exception):
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(f"{message}\n  -> {hint}")
 
 
 @dataclass(frozen=True)
@@ -32,7 +44,11 @@ class TopicSpec:
 
     @property
     def config(self) -> dict[str, str]:
-        return {"retention.ms": str(self.retention_ms), "compression.type": "producer"}
+        return {
+            "retention.ms": str(self.retention_ms),
+            "compression.type": "producer",
+            "max.message.bytes": str(MAX_MESSAGE_BYTES),
+        }
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,14 @@ class Topics:
         return f"{self.prefix}.articles"
 
     @property
+    def clustered(self) -> str:
+        return f"{self.prefix}.clustered"
+
+    @property
+    def filtered(self) -> str:
+        return f"{self.prefix}.filtered"
+
+    @property
     def enriched(self) -> str:
         return f"{self.prefix}.enriched"
 
@@ -67,8 +91,12 @@ class Topics:
         p = self.partitions
         return [
             TopicSpec(self.pages, p, "raw fetched pages, keyed by site"),
-            TopicSpec(self.articles, p, "clean deduplicated articles, keyed by site"),
+            # One partition: story clustering compares every article with every recent one,
+            # across sites, so its state cannot be split. The stage is cheap (MinHash).
+            TopicSpec(self.articles, 1, "clean deduplicated articles awaiting story clustering"),
+            TopicSpec(self.clustered, p, "articles with their story cluster, keyed by id"),
             TopicSpec(self.enriched, p, "entity-tagged articles ready to index, keyed by id"),
+            TopicSpec(self.filtered, p, "pages that are not articles, with the reason"),
             # Dead letters are kept longer: someone has to look at them and replay them.
             *(
                 TopicSpec(
@@ -108,13 +136,13 @@ def _check_partitions(admin: object, specs: list[TopicSpec]) -> None:
     if not specs:
         return
     described = admin.describe_topics([s.name for s in specs])  # type: ignore[attr-defined]
-    counts = {t["topic"]: len(t["partitions"]) for t in described}
-    for spec in specs:
-        if counts.get(spec.name, spec.partitions) != spec.partitions:
-            log.warning(
-                "topic %s has %d partitions, newsflow expects %d (NEWSFLOW_TOPIC_PARTITIONS); "
-                "keep the setting equal to the topic's count",
-                spec.name,
-                counts[spec.name],
-                spec.partitions,
-            )
+    counts = {t["name"]: len(t["partitions"]) for t in described}
+    wrong = [s for s in specs if counts.get(s.name, s.partitions) != s.partitions]
+    if wrong:
+        listing = ", ".join(f"{s.name} has {counts[s.name]}, needs {s.partitions}" for s in wrong)
+        raise TopicMismatch(
+            f"existing topics have the wrong partition count ({listing}); the tables that "
+            "keep dedup state need the counts newsflow declares",
+            "delete those topics (their data is lost) or choose a new NEWSFLOW_TOPIC_PREFIX; "
+            "NEWSFLOW_TOPIC_PARTITIONS must match the pipeline topics' count",
+        )

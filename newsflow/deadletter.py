@@ -1,0 +1,109 @@
+"""Dead letters: what a stage could not process, kept with the reason, never dropped.
+
+A dead letter is the original message (key and value bytes untouched) on the stage's
+dead-letter topic, with headers saying who failed, when, why and where it came from:
+
+    newsflow-stage           clean | stories | enrich | index | ingest
+    newsflow-error-class     the exception's class, e.g. DecodeError
+    newsflow-error           its message (truncated to 2000 characters)
+    newsflow-permanent       "1" when a retry cannot help (bad input), "0" when it may
+    newsflow-source-topic    where the message was read from
+    newsflow-source-partition, newsflow-source-offset
+    newsflow-failed-at       ISO 8601, UTC
+    newsflow-article-id, newsflow-url   when known, to find it in logs
+
+`newsflow deadletter list` shows them; `newsflow deadletter replay` sends them back to
+their source topic (original headers restored) once the cause is fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from newsflow.records import DeadLetter, utcnow
+
+PREFIX = "newsflow-"
+MAX_ERROR_CHARS = 2000
+
+Headers = list[tuple[str, bytes]]
+
+
+class PipelineError(Exception):
+    """Base of the errors a stage routes to its dead-letter topic."""
+
+    permanent = True
+
+
+class PermanentError(PipelineError):
+    """Bad input: retrying the same message can never succeed."""
+
+
+class TransientError(PipelineError):
+    """A dependency failed (timeout, service down); the message may succeed later."""
+
+    permanent = False
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a failed message was read from."""
+
+    topic: str
+    partition: int
+    offset: int
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+def failure_headers(
+    stage: str,
+    error: BaseException,
+    origin: Origin,
+    *,
+    article_id: str | None = None,
+    url: str | None = None,
+    now: datetime | None = None,
+) -> Headers:
+    """The original message's own headers (minus earlier failure headers), then ours."""
+    permanent = getattr(error, "permanent", True)
+    ours: dict[str, str] = {
+        "stage": stage,
+        "error-class": type(error).__name__,
+        "error": str(error)[:MAX_ERROR_CHARS] or repr(error),
+        "permanent": "1" if permanent else "0",
+        "source-topic": origin.topic,
+        "source-partition": str(origin.partition),
+        "source-offset": str(origin.offset),
+        "failed-at": (now or utcnow()).isoformat(),
+    }
+    if article_id:
+        ours["article-id"] = article_id
+    if url:
+        ours["url"] = url
+    kept = [(k, v) for k, v in origin.headers if not k.startswith(PREFIX)]
+    return kept + [(PREFIX + k, v.encode("utf-8")) for k, v in ours.items()]
+
+
+def original_headers(headers: Iterable[tuple[str, bytes]]) -> Headers:
+    """The headers the message had before it failed (what a replay sends again)."""
+    return [(k, v) for k, v in headers if not k.startswith(PREFIX)]
+
+
+def read(
+    headers: Iterable[tuple[str, bytes]], key: bytes | None, value: bytes | None
+) -> DeadLetter:
+    """A dead letter's record, from the message found on a dead-letter topic."""
+    h = {k.removeprefix(PREFIX): v.decode("utf-8", "replace") for k, v in headers}
+    return DeadLetter(
+        stage=h.get("stage", "?"),
+        error_class=h.get("error-class", "?"),
+        error=h.get("error", ""),
+        topic=h.get("source-topic", ""),
+        partition=int(h.get("source-partition", "-1")),
+        offset=int(h.get("source-offset", "-1")),
+        failed_at=datetime.fromisoformat(h["failed-at"]) if "failed-at" in h else utcnow(),
+        permanent=h.get("permanent", "1") == "1",
+        key=key,
+        value=value,
+    )

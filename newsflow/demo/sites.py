@@ -1,0 +1,66 @@
+"""The demo's three fictional news sites, written for newsflow and served locally.
+
+- ``courier``: The Kessling Courier, a city daily. RSS, a sitemap, a robots.txt with a
+  crawl delay and a private area, and two articles also served flattened to text/plain.
+- ``ledger``: The Rovena Ledger, a national business and politics paper. Atom, a sitemap
+  and a Google News sitemap, JSON-LD in its article pages.
+- ``meridian``: Meridian Wire, a news agency with English and German editions. RSS,
+  Atom and a sitemap. Its port-strike and seagrass stories are syndicated, with edits, by
+  the other two sites.
+
+Each site repeats navigation, footer, a newsletter pitch, a comment widget and related
+links across its pages; some pages repeat a paragraph (a pull-quote, a broken template).
+``EXPECTED`` says what the pipeline should make of all this::
+
+    with DemoServer() as server:
+        for url in article_urls(server):
+            ...
+"""
+
+from __future__ import annotations
+
+from newsflow.demo._content import Article, DemoSite, Entities
+from newsflow.demo._expected import (
+    EXPECTED,
+    Boilerplate,
+    Expected,
+    ExpectedArticle,
+    ExpectedPage,
+)
+from newsflow.demo._routes import SITES, render, site
+from newsflow.demo._server import DemoServer
+
+__all__ = [
+    "EXPECTED",
+    "SITES",
+    "Article",
+    "Boilerplate",
+    "DemoServer",
+    "DemoSite",
+    "Entities",
+    "Expected",
+    "ExpectedArticle",
+    "ExpectedPage",
+    "article_urls",
+    "render",
+    "site",
+    "url",
+]
+
+
+def url(server: DemoServer, site_key: str, path: str) -> str:
+    """Where ``server`` serves ``path`` of a site (``EXPECTED`` names pages by path)."""
+    return server.base_url(site_key) + path
+
+
+def article_urls(server: DemoServer, *, plain_text: bool = False) -> list[str]:
+    """Every HTML article ``server`` serves, newest first within each site; with
+    ``plain_text``, the text/plain flattenings of some articles as well."""
+    urls = [url(server, a.site, a.path) for a in EXPECTED.articles if a.site in server.site_keys]
+    if plain_text:
+        urls += [
+            url(server, a.site, a.plain_text_path)
+            for a in EXPECTED.articles
+            if a.plain_text_path and a.site in server.site_keys
+        ]
+    return urls

@@ -1,0 +1,135 @@
+"""What each stage does to one record, with its state passed in: no Faust, no Kafka.
+
+The Faust agents in processors.app only decode messages, call these, send the results on
+and route failures; the tests call these directly with dicts as state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from newsflow.records import Article, EnrichedArticle, Filtered, RawPage, Removed
+from processors import clean, paragraphs, stories
+from processors.entities import Tagger
+
+State = MutableMapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    clean: clean.CleanOptions = field(default_factory=clean.CleanOptions)
+    boilerplate: paragraphs.BoilerplatePolicy = paragraphs.DEFAULT_POLICY
+    stories: stories.StoryPolicy = stories.DEFAULT_POLICY
+    boilerplate_samples: int = 3
+
+
+def extract(page: RawPage, options: PipelineOptions) -> clean.Extracted | Filtered:
+    """The CPU-heavy, stateless half of the clean stage (runs off the event loop)."""
+    found = clean.extract(page.body, page.url, page.content_type, page.encoding, options.clean)
+    if isinstance(found, clean.Rejected):
+        return Filtered(
+            article_id=page.article_id,
+            url=page.url,
+            site=page.site,
+            reason=found.reason,
+            detail=found.detail,
+            fetched_at=page.fetched_at,
+            source=page.source,
+        )
+    return found
+
+
+def deduplicate(
+    page: RawPage,
+    found: clean.Extracted,
+    site_stories: State,
+    boilerplate: State,
+    options: PipelineOptions,
+) -> Article:
+    """The stateful half of the clean stage: in-page repeats and site boilerplate.
+
+    Boilerplate is counted per story, not per page, so a story republished under several
+    URLs of a site does not turn its own text into boilerplate. The story here is the
+    site-level one (this partition's table): the global clustering comes later, in the
+    stories stage, and cannot be waited for. Its fingerprint is taken on the text without
+    the boilerplate already known, so shared boilerplate cannot make two different
+    articles look alike.
+    """
+    now = page.fetched_at.timestamp()
+    unique, _ = paragraphs.dedup_in_page(found.paragraphs)
+    known, _ = paragraphs.strip_boilerplate(
+        page.site, page.article_id, unique, boilerplate, now, options.boilerplate
+    )
+    fp = stories.fingerprint(known, options.stories)
+    site_story = stories.assign(page.article_id, fp, site_stories, now, options.stories)
+    result = paragraphs.dedup(
+        page.site, site_story.cluster_id, found.paragraphs, boilerplate, now, options.boilerplate
+    )
+    removed = Removed(
+        in_page_repeats=result.in_page_repeats,
+        boilerplate=len(result.boilerplate),
+        boilerplate_samples=result.boilerplate[: options.boilerplate_samples],
+    )
+    return _article(page, found, result.paragraphs, removed, site_story.cluster_id)
+
+
+def _article(
+    page: RawPage, found: clean.Extracted, kept: list[str], removed: Removed, story: str
+) -> Article:
+    return Article(
+        article_id=page.article_id,
+        url=page.url,
+        canonical_url=page.canonical_url,
+        declared_canonical_url=found.declared_canonical_url,
+        site=page.site,
+        site_name=found.site_name,
+        title=found.title or page.hint_title,
+        authors=found.authors,
+        published_at=found.published_at or page.hint_published_at,
+        fetched_at=page.fetched_at,
+        language=found.language,
+        language_detected=found.language_detected,
+        description=found.description,
+        categories=found.categories,
+        tags=found.tags,
+        paragraphs=kept,
+        removed=removed,
+        text_hash=stories.text_hash(kept),
+        cluster_id=story,
+        source=page.source,
+    )
+
+
+def cluster(article: Article, state: State, options: PipelineOptions) -> Article:
+    """The stories stage: the article's global story cluster, across all sites."""
+    fp = stories.fingerprint(article.paragraphs, options.stories)
+    now = article.fetched_at.timestamp()
+    found = stories.assign(article.article_id, fp, state, now, options.stories)
+    return article.model_copy(
+        update={
+            "text_hash": fp.text_hash,
+            "cluster_id": found.cluster_id,
+            "duplicate_of": found.duplicate_of,
+            "duplicate_kind": found.kind,
+        }
+    )
+
+
+def skip_enrichment(article: Article) -> EnrichedArticle | None:
+    """Exact duplicates are not tagged again: the original carries the entities."""
+    if article.duplicate_kind != "exact":
+        return None
+    return EnrichedArticle(
+        **article.model_dump(), ner_skipped=f"exact duplicate of {article.duplicate_of}"
+    )
+
+
+def enrich(articles: Sequence[Article], tagger: Tagger) -> list[EnrichedArticle]:
+    """The enrich stage, batched: one nlp.pipe over all paragraphs of the batch."""
+    results = tagger.tag_many([(a.paragraphs, a.language) for a in articles])
+    return [
+        EnrichedArticle(**a.model_dump(), entities=r.entities, ner_skipped=r.skipped)
+        for a, r in zip(articles, results, strict=True)
+    ]

@@ -1,0 +1,405 @@
+"""The demo sites: served over real HTTP, realistic enough for trafilatura, and consistent
+with EXPECTED, which the end-to-end tests check the pipeline against."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shutil
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from urllib.error import HTTPError, URLError
+from urllib.parse import urljoin, urlsplit
+from urllib.robotparser import RobotFileParser
+
+import lxml.html
+import pytest
+import trafilatura
+
+import newsflow.demo
+from newsflow.demo._content import Edits, apply_edits, load_sites
+from newsflow.demo.sites import (
+    EXPECTED,
+    SITES,
+    DemoServer,
+    ExpectedArticle,
+    article_urls,
+    render,
+    site,
+    url,
+)
+
+ARTICLES = EXPECTED.articles
+SITES_DIR = Path(newsflow.demo.__file__).parent / "sites"
+ATOM = "{http://www.w3.org/2005/Atom}"
+SITEMAP = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+NEWS = "{http://www.google.com/schemas/sitemap-news/0.9}"
+
+
+def article_id(article: ExpectedArticle) -> str:
+    return f"{article.site}{article.path}"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[DemoServer]:
+    with DemoServer() as running:
+        yield running
+
+
+def fetch(address: str, method: str = "GET") -> tuple[int, str, bytes]:
+    request = urllib.request.Request(address, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers["Content-Type"], response.read()
+    except HTTPError as error:
+        with error:
+            return error.code, error.headers["Content-Type"], error.read()
+
+
+def page_html(article: ExpectedArticle) -> str:
+    found = render(article.site, article.path)
+    assert found is not None
+    return found[2].decode("utf-8")
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def shingles(paragraphs: tuple[str, ...], size: int = 3) -> set[tuple[str, ...]]:
+    tokens = re.findall(r"\w+", " ".join(paragraphs).lower())
+    return {tuple(tokens[i : i + size]) for i in range(len(tokens) - size + 1)}
+
+
+def jaccard(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> float:
+    return len(a & b) / len(a | b)
+
+
+# -- the content -------------------------------------------------------------------------
+
+
+def test_three_sites_a_few_dozen_articles_two_languages() -> None:
+    assert len(SITES) == 3
+    assert 30 <= len(ARTICLES) <= 40
+    assert all(len(s.articles) >= 10 for s in SITES)
+    languages = Counter(a.lang for a in ARTICLES)
+    assert set(languages) == {"en", "de"}
+    assert 1 <= languages["de"] <= 2
+
+
+def test_named_entities_are_in_the_text_and_people_come_back_by_surname() -> None:
+    later_by_surname = 0
+    for article in ARTICLES:
+        text = " ".join([article.headline, article.standfirst, *article.paragraphs])
+        names = article.entities.persons + article.entities.organisations
+        for name in names + article.entities.places:
+            assert name in text, f"{article_id(article)}: {name!r} is not in the text"
+        surnames = (p.split()[-1] for p in article.entities.persons)
+        full = article.entities.persons
+        later_by_surname += any(
+            text.count(s) > text.count(n) for s, n in zip(surnames, full, strict=True)
+        )
+    assert later_by_surname >= len(ARTICLES) // 2
+
+
+def test_translation_points_at_the_same_story_in_another_language() -> None:
+    translated = [a for a in ARTICLES if a.translation_of]
+    assert translated
+    for article in translated:
+        assert article.translation_of is not None
+        original = EXPECTED.article(*article.translation_of)
+        assert original.lang != article.lang
+
+
+def test_syndicated_copies_differ_only_slightly() -> None:
+    groups = EXPECTED.syndicated
+    assert groups and max(len(g) for g in groups) == 3
+    for group in groups:
+        copies = [EXPECTED.article(*page) for page in group]
+        assert len({c.site for c in copies}) == len(copies), "one copy per site"
+        for a, b in itertools.combinations(copies, 2):
+            similarity = jaccard(shingles(a.paragraphs), shingles(b.paragraphs))
+            assert 0.5 < similarity < 0.95, f"{article_id(a)} vs {article_id(b)}: {similarity}"
+            assert a.headline != b.headline
+            assert (a.author, a.note) != (b.author, b.note)
+
+
+# -- served over HTTP --------------------------------------------------------------------
+
+
+def test_every_article_is_served_as_html(server: DemoServer) -> None:
+    urls = article_urls(server)
+    assert len(urls) == len(set(urls)) == len(ARTICLES)
+    for address in urls:
+        status, content_type, body = fetch(address)
+        assert (status, content_type) == (200, "text/html; charset=utf-8"), address
+        assert b"<article" in body
+
+
+def test_every_other_file_is_served_with_its_content_type(server: DemoServer) -> None:
+    assert {p.kind for p in EXPECTED.pages} >= {"home", "section", "about", "plain-text"}
+    for page in EXPECTED.pages:
+        status, content_type, _ = fetch(url(server, page.site, page.path))
+        assert (status, content_type) == (200, page.content_type), page
+
+
+def test_unknown_paths_are_404_and_query_strings_are_ignored(server: DemoServer) -> None:
+    status, content_type, _ = fetch(url(server, "courier", "/no/such/page.html"))
+    assert (status, content_type) == (404, "text/html; charset=utf-8")
+    article = ARTICLES[0]
+    plain = fetch(url(server, article.site, article.path))
+    tracked = fetch(url(server, article.site, article.path) + "?utm_source=feed")
+    assert plain == tracked
+
+
+def test_head_sends_headers_only(server: DemoServer) -> None:
+    address = article_urls(server)[0]
+    status, content_type, body = fetch(address, method="HEAD")
+    assert (status, content_type, body) == (200, "text/html; charset=utf-8", b"")
+
+
+def test_a_server_can_serve_some_sites_and_stops_on_close() -> None:
+    with DemoServer(sites=["ledger"]) as one:
+        assert one.site_keys == ("ledger",)
+        address = one.base_url("ledger") + "/robots.txt"
+        assert fetch(address)[0] == 200
+        assert article_urls(one) == [url(one, "ledger", a.path) for a in site("ledger").articles]
+    with pytest.raises(URLError):
+        fetch(address)
+
+
+@pytest.mark.parametrize("article", ARTICLES, ids=article_id)
+def test_article_page_metadata(article: ExpectedArticle) -> None:
+    origin = site(article.site).config.origin
+    tree = lxml.html.fromstring(page_html(article))
+
+    def meta(attribute: str, name: str) -> str:
+        return str(tree.xpath(f"string(//meta[@{attribute}='{name}']/@content)"))
+
+    assert tree.get("lang") == article.lang
+    assert article.headline in tree.findtext(".//title")
+    assert meta("name", "description") == article.standfirst
+    assert meta("property", "og:site_name") == site(article.site).name
+    assert meta("property", "og:title") == article.headline
+    assert tree.xpath("string(//link[@rel='canonical']/@href)") == origin + article.path
+    published = datetime.fromisoformat(meta("property", "article:published_time"))
+    assert published.tzinfo is not None and published == article.published
+    (body,) = tree.xpath("//article")
+    assert article.author in body.text_content()
+    assert len(body.xpath(".//p")) >= len(article.paragraphs)
+
+
+def test_pages_load_nothing_from_elsewhere(server: DemoServer) -> None:
+    for demo in SITES:
+        base = server.base_url(demo.key)
+        for article in demo.articles:
+            tree = lxml.html.fromstring(fetch(base + article.path)[2])
+            for link in tree.xpath("//@href | //@src"):
+                assert link.startswith(("/", "#", base)), f"{article.path}: {link}"
+
+
+def test_links_resolve_and_reach_every_article_within_robots(server: DemoServer) -> None:
+    for demo in SITES:
+        base = server.base_url(demo.key)
+        robots = RobotFileParser(base + "/robots.txt")
+        robots.parse(fetch(base + "/robots.txt")[2].decode().splitlines())
+        seen, queue = {base + "/"}, [base + "/"]
+        while queue:
+            address = queue.pop()
+            status, content_type, body = fetch(address)
+            assert status == 200, address
+            if not content_type.startswith("text/html"):
+                continue
+            for href in lxml.html.fromstring(body).xpath("//a/@href"):
+                target = urljoin(address, href).split("#")[0]
+                if target.startswith(base) and target not in seen and robots.can_fetch("*", target):
+                    seen.add(target)
+                    queue.append(target)
+        assert {base + a.path for a in demo.articles} <= seen
+        assert not any(urlsplit(u).path.startswith("/private/") for u in seen)
+
+
+# -- feeds, sitemaps, robots.txt ---------------------------------------------------------
+
+
+def feed_entries(server: DemoServer, site_key: str) -> Iterator[tuple[str, list[str], datetime]]:
+    """(feed kind, every linked URL, one date per entry) for each feed of a site."""
+    kinds = {p.path: p.kind for p in EXPECTED.pages if p.site == site_key}
+    for path, kind in kinds.items():
+        if kind not in ("rss", "atom"):
+            continue
+        root = ET.fromstring(fetch(url(server, site_key, path))[2])
+        if kind == "rss":
+            for item in root.iter("item"):
+                yield (
+                    kind,
+                    [item.findtext("link", "")],
+                    parsedate_to_datetime(item.findtext("pubDate", "")),
+                )
+        else:
+            for entry in root.iter(f"{ATOM}entry"):
+                links = [link.get("href", "") for link in entry.iter(f"{ATOM}link")]
+                yield kind, links, datetime.fromisoformat(entry.findtext(f"{ATOM}published", ""))
+
+
+@pytest.mark.parametrize("site_key", [s.key for s in SITES])
+def test_feeds_list_every_article_once_with_its_date(server: DemoServer, site_key: str) -> None:
+    published = {url(server, a.site, a.path): a.published for a in ARTICLES if a.site == site_key}
+    by_kind: dict[str, Counter[str]] = {}
+    for kind, links, date in feed_entries(server, site_key):
+        (link,) = links
+        by_kind.setdefault(kind, Counter())[link] += 1
+        assert date == published[link]
+    assert by_kind, f"{site_key} has no feed"
+    for kind, counts in by_kind.items():
+        assert counts == Counter(set(published)), f"{site_key} {kind}"
+
+
+def test_sitemaps_list_every_article(server: DemoServer) -> None:
+    for demo in SITES:
+        root = ET.fromstring(fetch(url(server, demo.key, demo.config.sitemap))[2])
+        listed = [loc.text for loc in root.iter(f"{SITEMAP}loc")]
+        assert len(listed) == len(set(listed))
+        assert {url(server, demo.key, a.path) for a in demo.articles} <= set(listed)
+
+
+def test_one_site_has_a_google_news_sitemap(server: DemoServer) -> None:
+    (page,) = [p for p in EXPECTED.pages if p.kind == "news-sitemap"]
+    root = ET.fromstring(fetch(url(server, page.site, page.path))[2])
+    dates = {
+        entry.findtext(f"{SITEMAP}loc"): datetime.fromisoformat(
+            entry.findtext(f"{NEWS}news/{NEWS}publication_date", "")
+        )
+        for entry in root.iter(f"{SITEMAP}url")
+    }
+    articles = [a for a in ARTICLES if a.site == page.site]
+    assert dates == {url(server, a.site, a.path): a.published for a in articles}
+
+
+def test_robots_txt(server: DemoServer) -> None:
+    for demo in SITES:
+        base = server.base_url(demo.key)
+        robots = RobotFileParser(base + "/robots.txt")
+        robots.parse(fetch(base + "/robots.txt")[2].decode().splitlines())
+        assert base + demo.config.sitemap in (robots.site_maps() or [])
+        assert all(robots.can_fetch("*", base + a.path) for a in demo.articles)
+    courier = server.base_url("courier")
+    robots = RobotFileParser()
+    robots.parse(fetch(courier + "/robots.txt")[2].decode().splitlines())
+    assert robots.crawl_delay("*") == 2
+    assert not robots.can_fetch("*", courier + "/private/staff-rota.html")
+
+
+# -- what extraction and dedup will meet -------------------------------------------------
+
+
+@pytest.mark.parametrize("article", ARTICLES, ids=article_id)
+def test_trafilatura_keeps_the_body_and_drops_the_chrome(article: ExpectedArticle) -> None:
+    demo = site(article.site)
+    extracted = trafilatura.extract(page_html(article), url=demo.config.origin + article.path)
+    assert extracted
+    for paragraph in article.paragraphs:
+        assert paragraph in extracted
+    lines = set(extracted.splitlines())
+    chrome = demo.chrome(article.lang)
+    for line in chrome.footer:
+        assert line not in extracted
+    assert not lines & {label for label, _ in chrome.nav}
+    assert not lines & set(article.related)
+    assert demo.config.tagline not in extracted
+
+
+def test_boilerplate_repeats_across_a_sites_pages() -> None:
+    for demo in SITES:
+        pages = [
+            p
+            for p in EXPECTED.pages
+            if p.site == demo.key and p.content_type.startswith("text/html")
+        ]
+        html = [render(demo.key, p.path) for p in pages] + [
+            render(demo.key, a.path) for a in demo.articles
+        ]
+        texts = [words(lxml.html.fromstring(found[2]).text_content()) for found in html if found]
+        for block in (b for b in EXPECTED.boilerplate if b.site == demo.key):
+            edition = [a for a in demo.articles if a.lang == block.lang]
+            count = sum(words(block.text) in text for text in texts)
+            assert count >= len(edition), block
+            if block.lang == demo.config.lang:
+                assert count >= 4, block
+
+
+def test_repeated_paragraphs_appear_twice_on_their_page() -> None:
+    repeating = [a for a in ARTICLES if a.repeated]
+    assert len(repeating) >= 4
+    for article in repeating:
+        tree = lxml.html.fromstring(page_html(article))
+        paragraphs = Counter(words(p.text_content()) for p in tree.xpath("//article//p"))
+        for paragraph in article.repeated:
+            assert paragraphs[words(paragraph)] >= 2, article_id(article)
+
+
+def test_plain_text_versions_are_flattened_like_a_crawler_would(server: DemoServer) -> None:
+    flattened = [a for a in ARTICLES if a.plain_text_path]
+    assert 1 <= len(flattened) <= 2
+    for article in flattened:
+        assert article.plain_text_path is not None
+        status, content_type, body = fetch(url(server, article.site, article.plain_text_path))
+        assert (status, content_type) == (200, "text/plain; charset=utf-8")
+        text = body.decode("utf-8")
+        demo = site(article.site)
+        assert text.splitlines()[0] == article.headline
+        assert article.standfirst in text
+        assert text.count(article.paragraphs[0]) == 2
+        assert text.count(article.caption) == 2
+        assert all(line in text for line in demo.chrome(article.lang).comments)
+        assert f"More from {demo.name}" in text
+        assert all(headline in text for headline in article.related)
+
+
+def test_render_is_pure_and_uses_the_given_base_url() -> None:
+    article = ARTICLES[0]
+    first = render(article.site, article.path, "http://127.0.0.1:9")
+    assert first == render(article.site, article.path, "http://127.0.0.1:9")
+    assert first is not None and b'href="http://127.0.0.1:9' in first[2]
+    assert render(article.site, "/no/such/page") is None
+
+
+# -- the content files -------------------------------------------------------------------
+
+
+@pytest.fixture
+def site_copy(tmp_path: Path) -> Path:
+    """The Courier's folder alone, to break in a test."""
+    root = tmp_path / "sites"
+    shutil.copytree(SITES_DIR / "courier", root / "courier")
+    return root
+
+
+def test_a_typo_in_an_article_file_is_an_error(site_copy: Path) -> None:
+    article = next((site_copy / "courier" / "articles").glob("*.yaml"))
+    article.write_text(article.read_text() + "\nbyline: Nobody\n")
+    with pytest.raises(ValueError, match="byline"):
+        load_sites(site_copy)
+
+
+def test_a_copy_must_name_an_original_that_exists(site_copy: Path) -> None:
+    # The Courier's copy of the port-strike story names Meridian's, which is not there.
+    with pytest.raises(ValueError, match="not an original article"):
+        load_sites(site_copy)
+
+
+def test_an_edit_must_apply_to_the_original() -> None:
+    with pytest.raises(ValueError, match="not in the original"):
+        apply_edits(("One.", "Two."), Edits(replace=(("Three", "3"),)), "test/copy")
+    with pytest.raises(ValueError, match="does not have"):
+        apply_edits(("One.", "Two."), Edits(drop=(2,)), "test/copy")
+    assert apply_edits(
+        ("One.", "Two.", "Three."),
+        Edits(replace=(("Two", "2"),), drop=(0,), insert_after={1: "New."}),
+        "test/copy",
+    ) == ("2.", "New.", "Three.")
