@@ -201,24 +201,10 @@ def worker(ctx: Context, loglevel: str) -> None:
     Reads NEWSFLOW_KAFKA_BOOTSTRAP, NEWSFLOW_ELASTICSEARCH_URL, NEWSFLOW_TOPIC_* and
     NEWSFLOW_STATE_DIR (the RocksDB tables; rebuilt from Kafka when lost).
     """
-    from processors.app import run_worker
+    from processors.app import prepare, run_worker
 
     prepare(ctx.settings)
     run_worker(ctx.settings, loglevel)
-
-
-def prepare(settings: Settings) -> None:
-    """Topics and index template, created if missing: what a worker needs to start."""
-    from elasticsearch import Elasticsearch
-
-    from newsflow.topics import Topics, ensure_topics
-    from processors.index import ensure_template
-
-    ensure_topics(
-        settings.kafka_bootstrap, Topics.from_settings(settings).specs(), settings.topic_replication
-    )
-    with Elasticsearch(settings.elasticsearch_url) as es:
-        ensure_template(es, settings.topic_prefix)
 
 
 @cli.command()
@@ -229,6 +215,25 @@ def demo(ctx: Context) -> None:
     from newsflow import demo_run
 
     demo_run.run(ctx.settings, ctx.stack_settings)
+
+
+@cli.command("search")
+@click.argument("query", nargs=-1, required=True)
+@click.option("-n", "--size", default=5, help="Stories to show.")
+@click.option("--no-collapse", is_flag=True, help="Show every copy, not one per story.")
+@pass_ctx
+def search_cmd(ctx: Context, query: tuple[str, ...], size: int, no_collapse: bool) -> None:
+    """Search the indexed articles: highlighted snippets, entity facets, one hit per story."""
+    from elasticsearch import Elasticsearch
+
+    from newsflow import search
+    from processors.index import alias
+
+    text = " ".join(query)
+    with Elasticsearch(ctx.settings.elasticsearch_url) as es:
+        body = search.query_body(text, size=size, collapse=not no_collapse)
+        resp = es.search(index=alias(ctx.settings.topic_prefix), **body)
+    click.echo(search.render(search.parse(resp), text))
 
 
 def main() -> None:

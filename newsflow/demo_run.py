@@ -1,108 +1,205 @@
-"""`newsflow demo`: proves the stack end to end on a built-in page.
+"""`newsflow demo`: the whole pipeline on the built-in sample sites.
 
-Starts the local stack, produces a page to Kafka with kafka-python, consumes it back,
-indexes it into Elasticsearch and finds it with a highlighted search.
+Starts the local stack and a pipeline worker, serves the three sample news sites on
+127.0.0.1, fetches their pages onto Kafka, waits until every article is searchable, then
+shows searches with highlighted snippets, entity facets and syndicated copies collapsed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
-import uuid
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import click
 
 from deploy.stack import Stack
-from newsflow.records import RawPage, Source, SourceKind, decode, utcnow
+from ingest.canon import canonicalize, site_of
+from ingest.producer import PageProducer
+from newsflow import search
+from newsflow.demo.sites import EXPECTED, DemoServer, article_urls, url
+from newsflow.records import RawPage, Source, SourceKind, article_id, utcnow
 from newsflow.settings import Settings, StackSettings
-from newsflow.topics import Topics, ensure_topics
+from newsflow.topics import Topics
 
 log = logging.getLogger(__name__)
 
-SAMPLE_URL = "http://127.0.0.1/harbour/port-strike-ends"
-SAMPLE_HTML = b"""<!doctype html><html lang="en"><head><title>Port strike ends</title></head>
-<body><article><h1>Port strike ends after nine days</h1>
-<p>Dock workers in Rotterdam voted on Tuesday to end a nine-day strike that had left more
-than two hundred container ships waiting off the Dutch coast.</p>
-<p>The union FNV Havens said the agreement with the port employers raises wages by six
-per cent over two years.</p></article></body></html>"""
+QUERIES = ("dockworkers strike", "interest rate", "seagrass carbon")
+# Fixed ports, so the sites' URLs (and so the article ids) are the same on every run: a
+# second demo overwrites the first one's documents instead of adding copies.
+PORTS = {"courier": 18101, "ledger": 18102, "meridian": 18103}
+NON_ARTICLES = ("home", "section", "about")
 
 
-def run(settings: Settings, stack_settings: StackSettings) -> None:
-    click.secho("1/4 starting Kafka and Elasticsearch (first run downloads them)...", bold=True)
+def run(settings: Settings, stack_settings: StackSettings, timeout: float = 600) -> None:
+    _step(1, "starting Kafka and Elasticsearch (the first run downloads them)")
     for row in Stack(stack_settings).up():
         click.echo(f"    {row.name} {row.version} at {row.address}: {row.state}")
-    topics = Topics.from_settings(settings)
-    ensure_topics(settings.kafka_bootstrap, topics.specs(), settings.topic_replication)
+    from processors.app import prepare
 
-    click.secho("2/4 producing a page to Kafka...", bold=True)
-    page = RawPage(
-        url=SAMPLE_URL,
-        canonical_url=SAMPLE_URL,
-        site="127.0.0.1",
-        fetched_at=utcnow(),
-        content_type="text/html; charset=utf-8",
-        body=SAMPLE_HTML,
-        source=Source(kind=SourceKind.DEMO, ref="built-in page"),
-    )
-    _produce(settings, topics.pages, page)
-
-    click.secho("3/4 consuming it back and indexing it...", bold=True)
-    received = _consume_one(settings, topics.pages, page.article_id)
-    index = f"{settings.topic_prefix}-demo-smoke"
-    hits = _index_and_search(settings, index, received)
-
-    click.secho("4/4 search 'strike' found:", bold=True)
-    for hit in hits:
-        click.echo(f"    {hit['_id']}: {' ... '.join(hit['highlight']['text'])}")
-
-
-def _produce(settings: Settings, topic: str, page: RawPage) -> None:
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    producer.send(topic, key=page.site.encode(), value=page.encode()).get(timeout=30)
-    producer.close()
-
-
-def _consume_one(settings: Settings, topic: str, wanted_id: str) -> RawPage:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        group_id=f"newsflow-demo-{uuid.uuid4().hex[:6]}",
-        consumer_timeout_ms=30_000,
-    )
+    prepare(settings)
+    _step(2, "starting a pipeline worker (clean, stories, enrich, index)")
+    log_file = stack_settings.dir / "demo-worker.log"
+    worker = _start_worker(settings, log_file)
     try:
-        for message in consumer:
-            page = decode(RawPage, message.value)
-            if page.article_id == wanted_id:
-                return page
+        with _serve() as server:
+            articles, others = _demo_urls(server)
+            _step(3, f"fetching {len(articles) + len(others)} pages of 3 sample sites onto Kafka")
+            _fetch_and_produce(settings, articles + others)
+        expected_ids = {article_id(canonicalize(u)) for u in articles}
+        _step(4, f"waiting until all {len(expected_ids)} articles are searchable")
+        _wait_indexed(settings, expected_ids, worker, log_file, timeout)
+        _step(5, "what newsflow made of them")
+        _report(settings)
     finally:
-        consumer.close()
-    raise click.ClickException(f"the page did not come back from {topic} within 30 s")
+        _stop_worker(worker)
+    click.echo(
+        '\nNext: `newsflow search "port strike"`; `newsflow deadletter list`; the stack '
+        "keeps running (`newsflow stack down` stops it); the worker log is in "
+        f"{log_file}."
+    )
 
 
-def _index_and_search(settings: Settings, index: str, page: RawPage) -> list[Any]:
+def _step(n: int, text: str) -> None:
+    click.secho(f"{n}/5 {text}...", bold=True)
+
+
+def _serve() -> DemoServer:
+    try:
+        return DemoServer(PORTS)
+    except OSError as err:
+        raise click.ClickException(
+            f"cannot serve the demo sites on ports {sorted(PORTS.values())}: {err}; "
+            "stop what uses them (a demo still running?)"
+        ) from err
+
+
+def _demo_urls(server: DemoServer) -> tuple[list[str], list[str]]:
+    """(article pages, other pages): the others should be filtered, not indexed."""
+    articles = article_urls(server, plain_text=True)
+    others = [url(server, p.site, p.path) for p in EXPECTED.pages if p.kind in NON_ARTICLES]
+    return articles, others
+
+
+def _start_worker(settings: Settings, log_file: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        NEWSFLOW_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+        NEWSFLOW_ELASTICSEARCH_URL=settings.elasticsearch_url,
+        NEWSFLOW_TOPIC_PREFIX=settings.topic_prefix,
+        NEWSFLOW_STATE_DIR=str(settings.state_dir),
+    )
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "newsflow.cli", "worker", "--loglevel", "warn"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def _fetch_and_produce(settings: Settings, urls: list[str]) -> None:
+    topic = Topics.from_settings(settings).pages
+    with PageProducer(settings.kafka_bootstrap, topic) as producer:
+        for u in urls:
+            with urllib.request.urlopen(u, timeout=10) as resp:  # noqa: S310 (our own server)
+                body, content_type = resp.read(), resp.headers.get("content-type", "")
+            producer.send(
+                RawPage(
+                    url=u,
+                    canonical_url=canonicalize(u),
+                    site=site_of(u),
+                    fetched_at=utcnow(),
+                    content_type=content_type,
+                    body=body,
+                    source=Source(kind=SourceKind.DEMO, ref="newsflow demo sites"),
+                )
+            )
+
+
+def _wait_indexed(
+    settings: Settings,
+    ids: set[str],
+    worker: subprocess.Popen[bytes],
+    log_file: Path,
+    timeout: float,
+) -> None:
     from elasticsearch import Elasticsearch
 
-    es = Elasticsearch(settings.elasticsearch_url)
-    text = page.body.decode("utf-8")
-    es.index(
-        index=index,
-        id=page.article_id,
-        document={"url": page.url, "text": text},
-        refresh="wait_for",
+    from processors.index import alias
+
+    deadline = time.monotonic() + timeout
+    with Elasticsearch(settings.elasticsearch_url) as es:
+        found = 0
+        while found < len(ids):
+            if worker.poll() is not None:
+                raise click.ClickException(f"the worker stopped; see {log_file}")
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"only {found} of {len(ids)} indexed; see {log_file}")
+            time.sleep(2)
+            found = _count_ids(es, alias(settings.topic_prefix), ids)
+            click.echo(f"\r    {found}/{len(ids)} indexed", nl=False)
+        click.echo()
+
+
+def _count_ids(es: Any, index: str, ids: set[str]) -> int:
+    if not es.indices.exists_alias(name=index):
+        return 0
+    es.indices.refresh(index=index)
+    return int(es.count(index=index, query={"ids": {"values": sorted(ids)}})["count"])
+
+
+def _report(settings: Settings) -> None:
+    from elasticsearch import Elasticsearch
+
+    from processors.index import alias
+
+    index = alias(settings.topic_prefix)
+    with Elasticsearch(settings.elasticsearch_url) as es:
+        for q in QUERIES:
+            click.echo(
+                search.render(search.parse(es.search(index=index, **search.query_body(q))), q)
+            )
+            click.echo()
+        stats = es.search(
+            index=index,
+            size=0,
+            aggs={
+                "boilerplate": {"sum": {"field": "removed.boilerplate"}},
+                "repeats": {"sum": {"field": "removed.in_page_repeats"}},
+                "kinds": {"terms": {"field": "duplicate_kind"}},
+                "skipped": {"terms": {"field": "ner_skipped", "size": 1000}},
+            },
+        )["aggregations"]
+    kinds = {b["key"]: b["doc_count"] for b in stats["kinds"]["buckets"]}
+    click.echo(
+        f"dedup: {int(stats['repeats']['value'])} paragraphs repeated within pages and "
+        f"{int(stats['boilerplate']['value'])} site-boilerplate paragraphs removed; "
+        f"{kinds.get('near', 0)} near and {kinds.get('exact', 0)} exact duplicates clustered "
+        "into their stories"
     )
-    deadline = time.monotonic() + 10
-    while True:
-        found = es.search(
-            index=index, query={"match": {"text": "strike"}}, highlight={"fields": {"text": {}}}
+    reasons: dict[str, int] = {}
+    for b in stats["skipped"]["buckets"]:
+        reason = (
+            "exact duplicate (the original has them)" if b["key"].startswith("exact") else b["key"]
         )
-        if found["hits"]["hits"] or time.monotonic() > deadline:
-            es.close()
-            return list(found["hits"]["hits"])
-        time.sleep(0.5)
+        reasons[reason] = reasons.get(reason, 0) + b["doc_count"]
+    for reason, n in reasons.items():
+        click.echo(f"entities not tagged for {n} article(s): {reason}")

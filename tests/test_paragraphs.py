@@ -1,0 +1,350 @@
+"""Paragraph dedup: invariants (hypothesis), the boilerplate lifecycle on a plain dict as
+the state, and the real-data check that no fundus gold paragraph is removed."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from processors.paragraphs import (
+    DEFAULT_POLICY,
+    MIN_REPEAT_CHARS,
+    BoilerplatePolicy,
+    dedup,
+    dedup_in_page,
+    normalize,
+    observe,
+    paragraph_key,
+    strip_boilerplate,
+    sweep,
+)
+from tests.conftest import shared_data_path
+
+DAY = 86400.0
+SITE = "example.com"
+NEWSLETTER = "Sign up for our morning newsletter and get the day's news in your inbox."
+LONG = "The council voted on Tuesday to extend the tram line to the northern suburbs."
+
+# A small pool so that generated pages repeat paragraphs, in several spellings.
+POOL = [
+    "Yes.",
+    "No.",
+    "Advertisement",
+    "ADVERTISEMENT",
+    "Fill: Synthetic",
+    NEWSLETTER,
+    NEWSLETTER.upper(),
+    f"“{LONG}”",
+    LONG,
+    f"  {LONG.replace(' ', '   ')} ",
+    "***",
+    "",
+]
+paragraph = st.one_of(st.sampled_from(POOL), st.text(max_size=80))
+page = st.lists(paragraph, max_size=25)
+story = st.sampled_from(["s1", "s2", "s3", "s4", "s5"])
+observation = st.tuples(st.sampled_from([SITE, "other.org"]), story, page, st.floats(0, 3 * DAY))
+
+
+# --- normalisation ---------------------------------------------------------------------
+
+
+def test_normalize_folds_what_does_not_change_the_text() -> None:
+    assert normalize("  “Hello,\n  World!”  ") == "hello, world"
+    assert normalize("\u2013 ADVERTISEMENT \u2013") == normalize("Advertisement") == "advertisement"
+    assert normalize("Geschlechts\u00adeintrag") == "geschlechtseintrag"  # soft hyphen
+    assert normalize("\uff26\uff55\uff4c\uff4c\u00a0width") == "full width"  # NFKC
+    assert normalize("Yes.") != normalize("Yes, but")  # inner text still counts
+    assert normalize("***") == ""
+
+
+@given(st.text())
+def test_normalize_is_idempotent(text: str) -> None:
+    assert normalize(normalize(text)) == normalize(text)
+
+
+@given(st.text())
+def test_key_depends_only_on_the_normalised_text(text: str) -> None:
+    assert paragraph_key(text) == paragraph_key(normalize(text))
+    assert re.fullmatch(r"[0-9a-f]{16}", paragraph_key(text))
+
+
+# --- within a page ---------------------------------------------------------------------
+
+
+def test_dedup_in_page_keeps_short_lines_that_legitimately_repeat() -> None:
+    paragraphs = ["Q: Did you know?", "Yes.", "Q: Before the vote?", "Yes.", LONG, f"“{LONG}”"]
+    kept, removed = dedup_in_page(paragraphs)
+    assert kept == paragraphs[:5]
+    assert removed == 1
+
+
+@given(page)
+def test_dedup_in_page_is_idempotent(paragraphs: list[str]) -> None:
+    once, _ = dedup_in_page(paragraphs)
+    twice, removed = dedup_in_page(once)
+    assert twice == once
+    assert removed == 0
+
+
+@given(page)
+def test_dedup_in_page_keeps_first_occurrences_in_order(paragraphs: list[str]) -> None:
+    kept, removed = dedup_in_page(paragraphs)
+    norms = [normalize(p) for p in paragraphs]
+    expected = [
+        p
+        for i, (p, n) in enumerate(zip(paragraphs, norms, strict=True))
+        if len(n) < MIN_REPEAT_CHARS or norms.index(n) == i
+    ]
+    assert kept == expected  # a subsequence: order kept, first occurrences kept
+    assert removed == len(paragraphs) - len(kept)
+
+
+@given(page)
+def test_dedup_in_page_never_removes_a_unique_paragraph(paragraphs: list[str]) -> None:
+    kept, _ = dedup_in_page(paragraphs)
+    counts = Counter(normalize(p) for p in paragraphs)
+    unique = [p for p in paragraphs if counts[normalize(p)] == 1]
+    assert Counter(unique) - Counter(kept) == Counter()
+
+
+# --- across a site's pages: invariants -------------------------------------------------
+
+
+def observed(observations: list[tuple[str, str, list[str], float]]) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for site, story_id, paragraphs, now in observations:
+        observe(site, story_id, paragraphs, state, now)
+    return state
+
+
+@given(st.lists(observation, max_size=8), observation)
+def test_observe_twice_is_observe_once(history: list[Any], again: Any) -> None:
+    once = observed([*history, again])
+    twice = observed([*history, again, again])
+    assert twice == once
+
+
+@given(st.lists(observation, max_size=8), page, st.floats(0, 3 * DAY))
+def test_a_paragraph_on_one_story_is_never_stripped(
+    history: list[Any], paragraphs: list[str], now: float
+) -> None:
+    lone = "A sentence only story s1 ever printed, long enough to be considered."
+    # every sighting of `lone` is on story s1, under any number of pages and times
+    state = observed([*history, (SITE, "s1", [lone, *paragraphs], now)])
+    for policy in (DEFAULT_POLICY, BoilerplatePolicy(min_stories=1, min_chars=0)):
+        kept, _ = strip_boilerplate(SITE, "s1", [lone], state, now, policy)
+        assert kept == [lone]
+
+
+@given(st.lists(observation, max_size=8), observation)
+def test_stripping_does_not_depend_on_the_page_being_seen_already(
+    history: list[Any], current: Any
+) -> None:
+    site, story_id, paragraphs, now = current
+    before = observed(history)
+    after = observed([*history, current])
+    policy = BoilerplatePolicy(min_stories=1)
+    answer = strip_boilerplate(site, story_id, paragraphs, before, now, policy)
+    assert strip_boilerplate(site, story_id, paragraphs, after, now, policy) == answer
+    kept, removed = answer
+    assert Counter(kept) + Counter(removed) == Counter(paragraphs)
+
+
+@given(st.lists(observation, max_size=8))
+def test_state_is_json_and_bounded(history: list[Any]) -> None:
+    state = observed(history)
+    assert json.loads(json.dumps(state)) == state
+    assert all(len(refs) <= DEFAULT_POLICY.max_refs for refs in state.values())
+
+
+# --- across a site's pages: lifecycle on a plain dict ----------------------------------
+
+
+def test_seen_on_three_stories_is_stripped_from_the_fourth() -> None:
+    state: dict[str, Any] = {}
+    for n, story_id in enumerate(["a", "b", "c"]):
+        kept, removed = strip_boilerplate(SITE, story_id, [LONG, NEWSLETTER], state, n)
+        assert (kept, removed) == ([LONG, NEWSLETTER], [])  # not before three others
+        observe(
+            SITE,
+            story_id,
+            [f"Story {story_id} starts here, in its own words.", NEWSLETTER],
+            state,
+            n,
+        )
+    kept, removed = strip_boilerplate(SITE, "d", [LONG, NEWSLETTER.upper()], state, 3)
+    assert kept == [LONG]
+    assert removed == [NEWSLETTER.upper()]
+
+
+def test_one_story_under_five_urls_does_not_become_boilerplate() -> None:
+    state: dict[str, Any] = {}
+    for version in range(5):  # republished, or a live story updated five times
+        _, removed = strip_boilerplate(SITE, "live", [LONG], state, version)
+        assert removed == []
+        observe(SITE, "live", [LONG], state, version)
+    assert strip_boilerplate(SITE, "other", [LONG], state, 5) == ([LONG], [])
+
+
+def test_redelivery_writes_nothing() -> None:
+    class Recording(dict[str, Any]):
+        writes = 0
+
+        def __setitem__(self, key: str, value: Any) -> None:
+            self.writes += 1
+            super().__setitem__(key, value)
+
+    state = Recording()
+    observe(SITE, "a", [LONG, NEWSLETTER], state, 10.0)
+    assert state.writes == 2
+    observe(SITE, "a", [LONG, NEWSLETTER], state, 10.0)
+    assert state.writes == 2
+
+
+def test_sightings_decay_after_the_window_and_are_swept() -> None:
+    state: dict[str, Any] = {}
+    for n, story_id in enumerate(["a", "b", "c"]):
+        observe(SITE, story_id, [NEWSLETTER], state, n * DAY)
+    assert strip_boilerplate(SITE, "d", [NEWSLETTER], state, 3 * DAY)[1] == [NEWSLETTER]
+    # a week after story "a", only two sightings are left in the window
+    late = DEFAULT_POLICY.window_seconds + 1.5 * DAY
+    assert strip_boilerplate(SITE, "d", [NEWSLETTER], state, late)[1] == []
+    assert sweep(state, late) == 0
+    assert len(next(iter(state.values()))) == 1
+    assert sweep(state, late + 2 * DAY) == 1
+    assert state == {}
+
+
+def test_boilerplate_seen_every_day_stays_boilerplate() -> None:
+    state: dict[str, Any] = {}
+    for day in range(30):
+        result = dedup(
+            SITE, f"story-{day}", [f"Day {day}'s news, told once.", NEWSLETTER], state, day * DAY
+        )
+        assert result.boilerplate == ([NEWSLETTER] if day >= 3 else [])
+        sweep(state, day * DAY)
+    assert len(state) == 8 + 1  # days 22 to 29 (the window includes its edge), newsletter
+
+
+def test_sweep_bounds_the_table_and_refs_are_capped() -> None:
+    state: dict[str, Any] = {}
+    for n in range(100):
+        observe(
+            SITE, f"s{n}", [NEWSLETTER, f"Paragraph number {n} of the archive."], state, n * 3600.0
+        )
+    refs = state[f"{SITE}\x1f{paragraph_key(NEWSLETTER)}"]
+    assert sorted(refs) == sorted(f"s{n}" for n in range(92, 100))  # the 8 most recent
+    now = 99 * 3600.0 + DEFAULT_POLICY.window_seconds - 10 * 3600.0
+    deleted = sweep(state, now)
+    assert deleted == 89  # paragraphs 0..88 are older than the window
+    assert len(state) == 1 + 11
+
+
+def test_short_lines_are_neither_recorded_nor_stripped() -> None:
+    state: dict[str, Any] = {}
+    for n in range(10):
+        observe(SITE, f"s{n}", ["Yes.", "ANKARA", "Advertisement"], state, n)
+    assert state == {}
+    assert strip_boilerplate(SITE, "s99", ["Yes.", "ANKARA"], state, 10) == (["Yes.", "ANKARA"], [])
+
+
+def test_sites_do_not_share_boilerplate() -> None:
+    state: dict[str, Any] = {}
+    for n in range(5):
+        observe("a.example", f"s{n}", [NEWSLETTER], state, n)
+    assert strip_boilerplate("b.example", "x", [NEWSLETTER], state, 5) == ([NEWSLETTER], [])
+
+
+def test_a_malformed_value_counts_as_unseen() -> None:
+    key = f"{SITE}\x1f{paragraph_key(NEWSLETTER)}"
+    state: dict[str, Any] = {key: "not a dict"}
+    assert strip_boilerplate(SITE, "a", [NEWSLETTER], state, 0) == ([NEWSLETTER], [])
+    observe(SITE, "a", [NEWSLETTER], state, 0)
+    assert state[key] == {"a": 0.0}
+
+
+def test_dedup_observes_stripped_paragraphs_and_counts_repeats() -> None:
+    state: dict[str, Any] = {}
+    for n in range(3):
+        dedup(SITE, f"s{n}", [NEWSLETTER], state, n)
+    result = dedup(SITE, "s3", [LONG, LONG.upper(), NEWSLETTER], state, 3)
+    assert result.paragraphs == [LONG]
+    assert result.in_page_repeats == 1
+    assert result.boilerplate == [NEWSLETTER]
+    assert "s3" in state[f"{SITE}\x1f{paragraph_key(NEWSLETTER)}"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"min_stories": 0}, {"max_refs": 3}, {"window_seconds": 0}],
+)
+def test_policy_rejects_settings_that_break_the_guarantees(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        BoilerplatePolicy(**kwargs)
+
+
+# --- real data: the fundus golden pages' gold paragraphs -------------------------------
+
+
+def gold_pages(root: Path) -> list[tuple[str, str, str, list[str]]]:
+    """(site, page id, title, gold paragraphs) per page, a publisher's pages in order
+    (its JSON versions V1, V1_1, V2... follow the pages' dates)."""
+    pages = []
+    for gold_file in sorted(root.glob("*/*.json")):
+        entries = json.loads(gold_file.read_text(encoding="utf-8"))
+        site = f"{gold_file.parent.name}/{gold_file.stem}"
+        for version in sorted(entries, key=lambda v: [int(n) for n in re.findall(r"\d+", v)]):
+            body = entries[version].get("body") or {}
+            gold = list(body.get("summary") or [])
+            for section in body.get("sections") or []:
+                gold += (section.get("headline") or []) + (section.get("paragraphs") or [])
+            pages.append((site, f"{site}/{version}", entries[version].get("title") or "", gold))
+    return pages
+
+
+@pytest.mark.parametrize(
+    ("policy", "story_of"),
+    [
+        # production policy, every page its own story (the harder case for it)
+        (DEFAULT_POLICY, "page"),
+        # the loosest policy: one other story is enough; stories are the normalised
+        # title, as near-duplicate detection would cluster the same article twice
+        (BoilerplatePolicy(min_stories=1, window_seconds=1e9), "title"),
+    ],
+)
+def test_no_fundus_gold_paragraph_is_removed(policy: BoilerplatePolicy, story_of: str) -> None:
+    pages = gold_pages(shared_data_path("extraction", "fundus"))
+    assert len(pages) >= 250
+    state: dict[str, Any] = {}
+    lost, stripped = [], []
+    for now, (site, page_id, title, gold) in enumerate(pages):
+        story_id = page_id if story_of == "page" else paragraph_key(title)
+        unique, _ = dedup_in_page(gold)
+        kept, removed = strip_boilerplate(site, story_id, unique, state, now, policy)
+        observe(site, story_id, unique, state, now, policy)
+        stripped += [f"{page_id}: {p[:80]}" for p in removed]
+        remaining = {normalize(p) for p in kept}
+        lost += [f"{page_id}: {g[:80]}" for g in gold if normalize(g) not in remaining]
+    assert stripped == [], "gold paragraphs stripped as boilerplate:\n" + "\n".join(stripped)
+    assert lost == [], "gold paragraphs with no copy left:\n" + "\n".join(lost)
+
+
+def test_gold_repeats_within_a_page_keep_their_first_copy() -> None:
+    """The gold itself repeats three paragraphs on a page (a standfirst repeated in the
+    body, a consent notice and an offer shown twice); only the later copies go."""
+    pages = gold_pages(shared_data_path("extraction", "fundus"))
+    removed_copies = {}
+    for _, page_id, _, gold in pages:
+        kept, removed = dedup_in_page(gold)
+        if removed:
+            removed_copies[page_id] = removed
+            assert {normalize(p) for p in kept} == {normalize(p) for p in gold}
+    assert sum(removed_copies.values()) <= 3, removed_copies
