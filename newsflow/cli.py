@@ -236,6 +236,58 @@ def search_cmd(ctx: Context, query: tuple[str, ...], size: int, no_collapse: boo
     click.echo(search.render(search.parse(resp), text))
 
 
+# -- dead letters ------------------------------------------------------------------------
+
+
+@cli.group()
+def deadletter() -> None:
+    """What the pipeline could not process, with the reason; replay it once fixed."""
+
+
+STAGE = click.Choice(["ingest", "clean", "stories", "enrich", "index"])
+
+
+@deadletter.command("list")
+@click.argument("stage", type=STAGE, required=False)
+@click.option("-n", "--limit", default=20, help="At most this many per stage.")
+@pass_ctx
+def deadletter_list(ctx: Context, stage: str | None, limit: int) -> None:
+    """Show dead letters (all stages, or one): when, why, and where they came from."""
+    from newsflow.deadletter import read_topic
+    from newsflow.topics import STAGES, Topics
+
+    topics = Topics.from_settings(ctx.settings)
+    for name in [stage] if stage else STAGES:
+        letters = read_topic(ctx.settings.kafka_bootstrap, topics.deadletter(name), limit)
+        click.secho(
+            f"{name}: {len(letters)} dead letter(s)"
+            + (" (first ones)" if len(letters) == limit else ""),
+            bold=True,
+        )
+        for d in letters:
+            kind = "permanent" if d.permanent else "transient"
+            click.echo(
+                f"  {d.failed_at:%Y-%m-%d %H:%M:%S} {d.topic}[{d.partition}]@{d.offset} "
+                f"{d.error_class} ({kind}): {d.error[:200]}"
+            )
+
+
+@deadletter.command("replay")
+@click.argument("stage", type=STAGE)
+@click.option("--dry-run", is_flag=True, help="Count what would be replayed; send nothing.")
+@pass_ctx
+def deadletter_replay(ctx: Context, stage: str, dry_run: bool) -> None:
+    """Send a stage's dead letters back to the topic they came from, once the cause is
+    fixed. Each letter is replayed once (progress is kept by a consumer group)."""
+    from newsflow.deadletter import replay
+    from newsflow.topics import Topics
+
+    topic = Topics.from_settings(ctx.settings).deadletter(stage)
+    group = f"{ctx.settings.topic_prefix}-replay-{stage}"
+    n = replay(ctx.settings.kafka_bootstrap, topic, group, dry_run=dry_run)
+    click.echo(f"{'would replay' if dry_run else 'replayed'} {n} dead letter(s) from {topic}")
+
+
 def main() -> None:
     cli(auto_envvar_prefix=None)
 

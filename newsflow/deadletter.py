@@ -107,3 +107,67 @@ def read(
         key=key,
         value=value,
     )
+
+
+# -- reading and replaying (Kafka I/O) ---------------------------------------------------
+
+
+def read_topic(bootstrap: str, topic: str, limit: int | None = None) -> list[DeadLetter]:
+    """Every dead letter on ``topic`` (from the beginning), without committing anything."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=3000,
+    )
+    letters = []
+    try:
+        for message in consumer:
+            letters.append(read(message.headers or [], message.key, message.value))
+            if limit is not None and len(letters) >= limit:
+                break
+    finally:
+        consumer.close()
+    return letters
+
+
+def replay(bootstrap: str, topic: str, group: str, dry_run: bool = False) -> int:
+    """Send the dead letters on ``topic`` not replayed yet back to their source topics, with
+    their original headers. Progress is kept by the consumer group ``group``, committed
+    after the producer has flushed: a letter is replayed at least once, and not again."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=3000,
+    )
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    count = 0
+    try:
+        for message in consumer:
+            letter = read(message.headers or [], message.key, message.value)
+            if not letter.topic:
+                continue  # not written by newsflow: nothing says where it came from
+            if not dry_run:
+                producer.send(
+                    letter.topic,
+                    key=message.key,
+                    value=message.value,
+                    headers=original_headers(message.headers or []),
+                )
+            count += 1
+        if not dry_run:
+            producer.flush()
+            consumer.commit()
+    finally:
+        producer.close()
+        consumer.close()
+    return count

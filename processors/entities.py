@@ -1,6 +1,6 @@
 """Named entities of an article: spaCy NER, normalised within the article.
 
-``Tagger`` holds the loaded pipeline (load it once per process; it takes about a second)
+``Tagger`` holds the loaded pipeline (load it once per process; it takes a second or two)
 and tags a batch of articles with one ``nlp.pipe`` call over all their paragraphs.
 ``normalise_mentions`` turns the raw mentions of one article into ``Entity`` records. It is
 pure, and the rules live there:
@@ -252,8 +252,8 @@ def _chunks(text: str, limit: int) -> Iterator[tuple[int, str]]:
 
 
 def batches(pieces: Iterable[Piece], batch_size: int, batch_chars: int) -> Iterator[list[Piece]]:
-    """Pieces in batches of at most ``batch_size`` pieces and ``batch_chars`` characters
-    (a batch of one piece may hold up to ``batch_chars`` itself)."""
+    """Pieces in batches of at most ``batch_size`` pieces and ``batch_chars`` characters (a
+    piece longer than that, which ``pieces_of`` does not make, gets a batch of its own)."""
     batch: list[Piece] = []
     chars = 0
     for piece in pieces:
