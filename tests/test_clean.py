@@ -517,3 +517,22 @@ def test_fundus_overall_recall_and_titles() -> None:
     titles = sum(title_ok for _, title_ok in results) / len(results)
     assert mean_recall >= MIN_MEAN_RECALL
     assert titles >= MIN_TITLE_AGREEMENT
+
+
+def test_section_pages_that_list_headlines_are_not_articles() -> None:
+    from newsflow.demo.sites import EXPECTED, render
+
+    sections = [p for p in EXPECTED.pages if p.kind == "section"]
+    assert sections
+    for page in sections:
+        rendered = render(page.site, page.path)
+        assert rendered is not None
+        _, content_type, body = rendered
+        result = rejected(extract(body, f"https://{page.site}.example{page.path}", content_type))
+        assert result.reason == "not-article"
+        assert "links" in result.detail
+    # ...while the articles those sections link to are extracted.
+    article = EXPECTED.articles[0]
+    rendered = render(article.site, article.path)
+    assert rendered is not None
+    extracted(extract(rendered[2], f"https://{article.site}.example{article.path}", rendered[1]))
