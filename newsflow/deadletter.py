@@ -3,14 +3,14 @@
 A dead letter is the original message (key and value bytes untouched) on the stage's
 dead-letter topic, with headers saying who failed, when, why and where it came from:
 
-    newsflow-stage           clean | stories | enrich | index | ingest
-    newsflow-error-class     the exception's class, e.g. DecodeError
-    newsflow-error           its message (truncated to 2000 characters)
-    newsflow-permanent       "1" when a retry cannot help (bad input), "0" when it may
-    newsflow-source-topic    where the message was read from
-    newsflow-source-partition, newsflow-source-offset
-    newsflow-failed-at       ISO 8601, UTC
-    newsflow-article-id, newsflow-url   when known, to find it in logs
+    newsflow-dlq-stage           clean | stories | enrich | index | ingest
+    newsflow-dlq-error-class     the exception's class, e.g. DecodeError
+    newsflow-dlq-error           its message (truncated to 2000 characters)
+    newsflow-dlq-permanent       "1" when a retry cannot help (bad input), "0" when it may
+    newsflow-dlq-source-topic    where the message was read from
+    newsflow-dlq-source-partition, newsflow-dlq-source-offset
+    newsflow-dlq-failed-at       ISO 8601, UTC
+    newsflow-dlq-article-id, newsflow-dlq-url   when known, to find it in logs
 
 `newsflow deadletter list` shows them; `newsflow deadletter replay` sends them back to
 their source topic (original headers restored) once the cause is fixed.
@@ -24,7 +24,8 @@ from datetime import datetime
 
 from newsflow.records import DeadLetter, utcnow
 
-PREFIX = "newsflow-"
+# Distinct from the headers producers set (newsflow-source), which a replay must keep.
+PREFIX = "newsflow-dlq-"
 MAX_ERROR_CHARS = 2000
 
 Headers = list[tuple[str, bytes]]

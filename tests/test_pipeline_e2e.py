@@ -225,8 +225,8 @@ def _check_dead_letters_and_filtered(s: Settings, topics: Topics, filtered: set[
     assert set(POISON) <= poison_values
     for m in letters:
         headers = dict(m.headers)
-        assert headers["newsflow-stage"] == b"clean"
-        assert headers["newsflow-source-topic"] == topics.pages.encode()
-        assert headers["newsflow-error-class"] == b"DecodeError"
+        assert headers["newsflow-dlq-stage"] == b"clean"
+        assert headers["newsflow-dlq-source-topic"] == topics.pages.encode()
+        assert headers["newsflow-dlq-error-class"] == b"DecodeError"
     seen = {decode(Filtered, m.value).article_id for m in _read_all(s, topics.filtered)}
     assert seen == filtered

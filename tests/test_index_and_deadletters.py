@@ -1,0 +1,143 @@
+"""The indexer against the real node (template, idempotent ids, refusals, an unreachable
+node), and dead letters replayed through the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from elasticsearch import AsyncElasticsearch
+from kafka import KafkaConsumer, KafkaProducer
+
+from newsflow import deadletter
+from newsflow.records import EnrichedArticle, Entity, Source, SourceKind
+from newsflow.settings import Settings
+from processors import index
+
+pytestmark = pytest.mark.stack
+
+
+def article(n: int, **changes: Any) -> EnrichedArticle:
+    fields: dict[str, Any] = {
+        "article_id": f"id-{n}",
+        "url": f"https://news.example/{n}",
+        "canonical_url": f"https://news.example/{n}",
+        "site": "news.example",
+        "title": f"Harbour strike day {n}",
+        "fetched_at": datetime(2026, 3, 9, tzinfo=UTC),
+        "published_at": datetime(2026, 3, 9, 8, tzinfo=UTC),
+        "language": "en",
+        "paragraphs": [f"Dockers in Kessling walked out for day {n}.", "Talks resume Monday."],
+        "text_hash": f"h{n}",
+        "cluster_id": "id-1",
+        "source": Source(kind=SourceKind.URLS),
+        "entities": [
+            Entity(text="Kessling", label="GPE", count=1, first_offset=11, paragraphs=[0])
+        ],
+    }
+    fields.update(changes)
+    return EnrichedArticle(**fields)
+
+
+def test_write_is_idempotent_and_searchable(
+    settings: Settings, es: Any, index_factory: Callable[[str], str]
+) -> None:
+    prefix = index_factory("nf")
+    index.ensure_template(es, prefix)
+    client = AsyncElasticsearch(settings.elasticsearch_url)
+
+    async def run() -> list[index.Rejected]:
+        try:
+            first = await index.write(client, prefix, [article(1), article(2)])
+            again = await index.write(client, prefix, [article(1), article(2)])  # a replay
+            return first + again
+        finally:
+            await client.close()
+
+    assert asyncio.run(run()) == []
+    es.indices.refresh(index=index.alias(prefix))
+    assert es.count(index=index.alias(prefix))["count"] == 2
+    assert list(es.indices.get(index=index.alias(prefix))) == [f"{prefix}-articles-2026.03"]
+    hit = es.search(
+        index=index.alias(prefix),
+        query={
+            "bool": {
+                "filter": {"term": {"places": "Kessling"}},
+                "must": {"match": {"text": "Kessling"}},
+            }
+        },
+        highlight={"fields": {"text": {}}},
+    )["hits"]["hits"]
+    assert len(hit) == 2
+    assert "<em>Kessling</em>" in hit[0]["highlight"]["text"][0]
+
+
+def test_a_document_elasticsearch_refuses_is_returned_not_retried(
+    settings: Settings, es: Any, index_factory: Callable[[str], str]
+) -> None:
+    prefix = index_factory("nf")
+    index.ensure_template(es, prefix)
+    # A mapping conflict: the monthly index exists with "title" as a date field.
+    es.indices.create(
+        index=f"{prefix}-articles-2026.03", mappings={"properties": {"title": {"type": "date"}}}
+    )
+    client = AsyncElasticsearch(settings.elasticsearch_url)
+
+    async def run() -> list[index.Rejected]:
+        try:
+            return await asyncio.wait_for(index.write(client, prefix, [article(3)]), 30)
+        finally:
+            await client.close()
+
+    [refused] = asyncio.run(run())
+    assert refused.status == 400
+    assert refused.article.article_id == "id-3"
+
+
+def test_an_unreachable_node_is_waited_for_not_dropped() -> None:
+    # Nothing listens on port 9: write() keeps retrying instead of returning or raising.
+    client = AsyncElasticsearch("http://127.0.0.1:9", request_timeout=1)
+
+    async def run() -> None:
+        try:
+            await asyncio.wait_for(index.write(client, "nf", [article(4)], max_backoff=0.5), 4)
+        finally:
+            await client.close()
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(run())
+
+
+def test_replay_sends_dead_letters_back_once_with_their_original_headers(
+    settings: Settings, topic_factory: Callable[..., str]
+) -> None:
+    source, dlq = topic_factory("src"), topic_factory("dlq")
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    origin = deadletter.Origin(source, 0, 41, [("newsflow-source", b"feed")])
+    headers = deadletter.failure_headers("clean", ValueError("bad page"), origin, url="https://x")
+    producer.send(dlq, key=b"site", value=b"original bytes", headers=headers).get(timeout=30)
+    producer.close()
+
+    [letter] = deadletter.read_topic(settings.kafka_bootstrap, dlq)
+    assert (letter.stage, letter.error_class, letter.error) == ("clean", "ValueError", "bad page")
+    assert (letter.topic, letter.offset, letter.value) == (source, 41, b"original bytes")
+
+    group = f"replay-{dlq}"
+    assert deadletter.replay(settings.kafka_bootstrap, dlq, group, dry_run=True) == 1
+    assert deadletter.replay(settings.kafka_bootstrap, dlq, group) == 1
+    assert deadletter.replay(settings.kafka_bootstrap, dlq, group) == 0  # not twice
+
+    consumer = KafkaConsumer(
+        source,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    [replayed] = list(consumer)
+    consumer.close()
+    assert (replayed.key, replayed.value) == (b"site", b"original bytes")
+    assert replayed.headers == [("newsflow-source", b"feed")]
