@@ -108,6 +108,7 @@ class Pipeline:
         self.app.agent(self.clustered, name="enrich")(self._enrich)
         self.app.agent(self.enriched, name="index")(self._index)
         self._last_sweep = time.monotonic()
+        self._last_site_sweep: dict[int, float] = {}
 
     # -- shared plumbing ------------------------------------------------------------------
 
@@ -164,6 +165,9 @@ class Pipeline:
             log.info("filtered %s (%s): %s", page.url, found.reason, found.detail)
             await self.filtered.send(key=page.site.encode(), value=found.encode())
             return
+        partition = event.message.partition
+        stages.note_site(self.site_stories, partition, page.site)
+        self._maybe_sweep_sites(partition)
         article = stages.deduplicate(page, found, self.site_stories, self.boilerplate, self.options)
         await self.articles.send(key=page.site.encode(), value=article.encode())
 
@@ -181,11 +185,21 @@ class Pipeline:
         else:
             await self.clustered.send(key=key, value=article.encode())
 
+    def _maybe_sweep_sites(self, partition: int) -> None:
+        """Once an hour per partition, drop the site tables' expired entries, from inside
+        the agent: Faust writes a table's changelog to the current event's partition."""
+        last = self._last_site_sweep.setdefault(partition, time.monotonic())
+        if time.monotonic() - last < SWEEP_SECONDS:
+            return
+        self._last_site_sweep[partition] = time.monotonic()
+        swept = stages.sweep_sites(
+            self.site_stories, self.boilerplate, partition, time.time(), self.options
+        )
+        log.info("swept %d expired entries of partition %d's sites", swept, partition)
+
     def _maybe_sweep(self) -> None:
-        """Drop expired stories. Done inside the agent because Faust writes a table's
-        changelog to the partition of the event being processed; the stories table has one
-        partition, so every key is this event's. (The site tables are not swept yet: their
-        values are bounded and expired entries are ignored, but their key count grows.)"""
+        """Drop expired stories, from inside the agent (see _maybe_sweep_sites); the stories
+        table has one partition, so every key is the current event's."""
         if time.monotonic() - self._last_sweep < SWEEP_SECONDS:
             return
         self._last_sweep = time.monotonic()

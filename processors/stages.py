@@ -57,6 +57,58 @@ class PipelineOptions:
     boilerplate_samples: int = 3
 
 
+class SitesView(MutableMapping[str, Any]):
+    """The keys of a shared table that belong to some sites (keys ``site<sep>...``)."""
+
+    def __init__(self, table: State, sites: set[str], separator: str) -> None:
+        self._table, self._sites, self._sep = table, sites, separator
+
+    def _mine(self, key: str) -> bool:
+        return key.partition(self._sep)[0] in self._sites
+
+    def __getitem__(self, key: str) -> Any:
+        if not self._mine(key):
+            raise KeyError(key)
+        return self._table[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._table[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._table[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k in list(self._table) if isinstance(k, str) and self._mine(k))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _sites_key(partition: int) -> str:
+    # One registry per partition: a key written from two partitions' events would have a
+    # copy in each partition's store (see SiteState).
+    return f"\x00sites:{partition}"
+
+
+def note_site(site_stories: State, partition: int, site: str) -> None:
+    """Remember that ``site`` lives on ``partition``, for ``sweep_sites``."""
+    sites = site_stories.get(_sites_key(partition)) or []
+    if site not in sites:
+        site_stories[_sites_key(partition)] = sorted([*sites, site])
+
+
+def sweep_sites(
+    site_stories: State, boilerplate: State, partition: int, now: float, options: PipelineOptions
+) -> int:
+    """Drop the expired entries of the sites on ``partition`` from both site tables. Run
+    while processing an event of that partition: Faust writes the deletions to the
+    changelog partition of the current event."""
+    sites = set(site_stories.get(_sites_key(partition)) or [])
+    swept = sum(stories.sweep(SiteState(site_stories, s), now, options.stories) for s in sites)
+    view = SitesView(boilerplate, sites, paragraphs.KEY_SEPARATOR)
+    return swept + paragraphs.sweep(view, now, options.boilerplate)
+
+
 def extract(page: RawPage, options: PipelineOptions) -> clean.Extracted | Filtered:
     """The CPU-heavy, stateless half of the clean stage (runs off the event loop)."""
     found = clean.extract(page.body, page.url, page.content_type, page.encoding, options.clean)
