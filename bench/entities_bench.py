@@ -4,10 +4,10 @@ Runs ``nlp.pipe`` over the body paragraphs of the English fundus fixtures (us, u
 ``../shared/data/extraction/fundus``) for each pipeline and batch size, and ``Tagger``
 (NER-only plus normalisation) the way an agent calls it. Each run is a fresh process, so
 its peak RSS (``ru_maxrss``) is its own and includes loading the model. Prints articles/s,
-paragraphs/s, load time and peak RSS, the NER-only/full ratios, and how many entities the
-two pipelines disagree on.
+paragraphs/s, load time and peak RSS, the NER-only/full ratios, how many entities the two
+pipelines disagree on, and time and memory for one 100,000-character paragraph.
 
-    .venv/bin/python bench/entities_bench.py [--batch-sizes 16,64,256] [--repeat 2]
+    .venv/bin/python bench/entities_bench.py [--batch-sizes 16,64,256] [--repeat 2] [--no-long]
 
 Timings are the best of ``--repeat`` passes, after a warm-up on a few paragraphs; on a
 shared machine the ratios are steadier than the absolute numbers.
@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FUNDUS = ROOT.parent / "shared" / "data" / "extraction" / "fundus"
 ENGLISH = ("us", "uk", "au", "ca")  # countries whose fixtures are all English
 PIPELINES = ("full", "ner", "tagger")
+LONG = 100_000
+LONG_RUNS = ("ner", "tagger")  # nlp.pipe on it whole against Tagger's batch_chars pieces
 
 
 def english_bodies(root: Path, countries: tuple[str, ...] = ENGLISH) -> list[list[str]]:
@@ -54,9 +56,12 @@ class Run:
     entities: list[tuple[int, int, int, str]]  # paragraph, start, end, label (pipe runs)
 
 
-def run(pipeline: str, batch_size: int, root: Path, repeat: int) -> Run:
-    """One measurement, in its own process (see main)."""
+def run(pipeline: str, batch_size: int, root: Path, repeat: int, long: bool = False) -> Run:
+    """One measurement, in its own process (see measure). ``long``: the text of all pages
+    as one article of one paragraph, LONG characters, as a page extracted badly gives."""
     bodies = english_bodies(root)
+    if long:
+        bodies = [[" ".join(p for body in bodies for p in body)[:LONG]]]
     started = time.perf_counter()
     nlp, tagger = _load(pipeline, batch_size)
     load_s = time.perf_counter() - started
@@ -106,11 +111,17 @@ def _entities(nlp: Any, paragraphs: list[str], batch_size: int) -> list[tuple[in
     return [(i, e.start_char, e.end_char, e.label_) for i, doc in enumerate(docs) for e in doc.ents]
 
 
-def measure(pipeline: str, batch_size: int, root: Path, repeat: int) -> Run:
+def measure(pipeline: str, batch_size: int, root: Path, repeat: int, long: bool = False) -> Run:
     # A fresh "spawn" process per run: nothing loaded before, so ru_maxrss is this run's.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
-        return pool.submit(run, pipeline, batch_size, root, repeat).result()
+        return pool.submit(run, pipeline, batch_size, root, repeat, long).result()
+
+
+def report_long(runs: list[Run]) -> None:
+    print(f"\none paragraph of {LONG:,} characters:")
+    for r in runs:
+        print(f"  {r.pipeline:7} {r.seconds:6.1f} s, peak RSS {r.peak_rss_mb:5.0f} MB")
 
 
 def report(runs: list[Run], articles: int, paragraphs: int) -> None:
@@ -148,6 +159,9 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="16,64,256", help="comma-separated")
     parser.add_argument("--pipelines", default=",".join(PIPELINES), help="full,ner,tagger")
     parser.add_argument("--repeat", type=int, default=2, help="passes per run; best counts")
+    parser.add_argument(
+        "--long", action=argparse.BooleanOptionalAction, default=True, help="one huge paragraph"
+    )
     args = parser.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"fundus fixtures not found at {args.data}")
@@ -158,6 +172,8 @@ def main() -> None:
         for pipeline in args.pipelines.split(",")
     ]
     report(runs, len(bodies), sum(len(body) for body in bodies))
+    if args.long:
+        report_long([measure(pipeline, 64, args.data, 1, long=True) for pipeline in LONG_RUNS])
 
 
 if __name__ == "__main__":

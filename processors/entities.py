@@ -1,7 +1,7 @@
 """Named entities of an article: spaCy NER, normalised within the article.
 
 ``Tagger`` holds the loaded pipeline (load it once per process; it takes a second or two)
-and tags a batch of articles with one ``nlp.pipe`` call over all their paragraphs.
+and tags a batch of articles together, the paragraphs of all of them through ``nlp.pipe``.
 ``normalise_mentions`` turns the raw mentions of one article into ``Entity`` records. It is
 pure, and the rules live there:
 
@@ -32,9 +32,11 @@ mentioned first, then by first offset.
 Only what NER needs is loaded. In the small English model the NER has its own embedded
 tok2vec (the shared ``tok2vec`` component feeds only tagger and parser), so the pipeline is
 ``ner`` alone; ``ner_components`` reads that from the model's config, so a model whose NER
-listens to a shared tok2vec or transformer keeps it. ``bench/entities_bench.py`` measures
-the speed-up; on 2,044 English paragraphs the entities equal the full pipeline's but for
-two, where the parser's sentence boundaries had cut an entity short.
+listens to a shared tok2vec or transformer keeps it. ``bench/entities_bench.py`` measured
+it on the 1,832 body paragraphs of the 65 English fundus pages: about twice the paragraphs
+per second of the full pipeline (1.6x to 2.4x over batch sizes 4 to 256, on a busy 2-core
+machine) at two thirds of its peak RSS, and the same entities but in two paragraphs (3 of
+6,711 spans), where the parser's sentence boundaries, which NER may not cross, are missing.
 
 The model is English. An article whose language (declared or detected upstream) is another
 is skipped, with the reason in ``TagResult.skipped``. Language ``None`` (neither declared
@@ -69,12 +71,14 @@ DEFAULT_LABELS = frozenset(
 class EntityOptions:
     model: str = DEFAULT_MODEL
     labels: frozenset[str] = DEFAULT_LABELS
-    # Paragraphs per nlp.pipe batch, at most; bench/entities_bench.py compares sizes.
+    # Paragraphs per nlp.pipe batch, at most. bench/entities_bench.py found 4 to 256 within
+    # its noise for speed; memory grows with it, which batch_chars bounds anyway.
     batch_size: int = 64
     # Characters per nlp.pipe batch, at most; a longer paragraph is tagged in pieces this
     # long. NER's working memory grows with a batch's characters, the more so in long docs
     # (measured, NER alone: one 100,000-character paragraph 320 MB, one of 20,000 62 MB, 64
-    # paragraphs of 250 characters 9 MB), so this bounds memory whatever the page holds.
+    # paragraphs of 250 characters 9 MB), so this bounds memory whatever the page holds:
+    # the bench's 100,000-character paragraph peaks at 460 MB RSS whole, 195 MB in pieces.
     batch_chars: int = 20_000
     # Characters tagged per article. A long read is about 60,000; past that an article is
     # likely a mis-extracted page, and NER time grows with the text while the agent waits.
