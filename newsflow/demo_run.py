@@ -38,6 +38,13 @@ NON_ARTICLES = ("home", "section")
 
 
 def run(settings: Settings, stack_settings: StackSettings, timeout: float = 600) -> None:
+    # The demo runs on the local stack, wherever NEWSFLOW_STACK_* puts it.
+    settings = settings.model_copy(
+        update={
+            "kafka_bootstrap": stack_settings.kafka_bootstrap,
+            "elasticsearch_url": stack_settings.elasticsearch_url,
+        }
+    )
     _step(1, "starting Kafka and Elasticsearch (the first run downloads them)")
     for row in Stack(stack_settings).up():
         click.echo(f"    {row.name} {row.version} at {row.address}: {row.state}")
