@@ -231,7 +231,8 @@ def search_cmd(ctx: Context, query: tuple[str, ...], size: int, no_collapse: boo
 
     text = " ".join(query)
     with Elasticsearch(ctx.settings.elasticsearch_url) as es:
-        body = search.query_body(text, size=size, collapse=not no_collapse)
+        markers = search.BOLD if sys.stdout.isatty() else search.PLAIN
+        body = search.query_body(text, size=size, collapse=not no_collapse, markers=markers)
         resp = es.search(index=alias(ctx.settings.topic_prefix), **body)
     click.echo(search.render(search.parse(resp), text))
 

@@ -154,7 +154,7 @@ def _wait_indexed(
 
     deadline = time.monotonic() + timeout
     with Elasticsearch(settings.elasticsearch_url) as es:
-        found = 0
+        found, shown = 0, -1
         while found < len(ids):
             if worker.poll() is not None:
                 raise click.ClickException(f"the worker stopped; see {log_file}")
@@ -162,8 +162,13 @@ def _wait_indexed(
                 raise click.ClickException(f"only {found} of {len(ids)} indexed; see {log_file}")
             time.sleep(2)
             found = _count_ids(es, alias(settings.topic_prefix), ids)
-            click.echo(f"\r    {found}/{len(ids)} indexed", nl=False)
-        click.echo()
+            if found != shown:
+                click.echo(f"    {found}/{len(ids)} indexed")
+                shown = found
+
+
+def _markers() -> tuple[str, str]:
+    return search.BOLD if sys.stdout.isatty() else search.PLAIN
 
 
 def _count_ids(es: Any, index: str, ids: set[str]) -> int:

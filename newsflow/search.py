@@ -9,14 +9,20 @@ from typing import Any
 FACETS = ("persons", "organizations", "places", "site_name")
 
 
-def query_body(text: str, *, size: int = 5, collapse: bool = True) -> dict[str, Any]:
+BOLD = ("\x1b[1m", "\x1b[0m")
+PLAIN = ("«", "»")  # for output that is not a terminal
+
+
+def query_body(
+    text: str, *, size: int = 5, collapse: bool = True, markers: tuple[str, str] = BOLD
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "size": size,
         "query": {"multi_match": {"query": text, "fields": ["title^3", "description^2", "text"]}},
         "highlight": {
             "fields": {"text": {"fragment_size": 160, "number_of_fragments": 2}},
-            "pre_tags": ["\x1b[1m"],
-            "post_tags": ["\x1b[0m"],
+            "pre_tags": [markers[0]],
+            "post_tags": [markers[1]],
         },
         "aggs": {f: {"terms": {"field": f, "size": 6}} for f in FACETS},
         "_source": [

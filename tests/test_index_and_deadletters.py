@@ -141,3 +141,37 @@ def test_replay_sends_dead_letters_back_once_with_their_original_headers(
     consumer.close()
     assert (replayed.key, replayed.value) == (b"site", b"original bytes")
     assert replayed.headers == [("newsflow-source", b"feed")]
+
+
+def test_search_collapses_copies_of_a_story_and_facets_entities(
+    settings: Settings, es: Any, index_factory: Callable[[str], str]
+) -> None:
+    from newsflow import search
+
+    prefix = index_factory("nf")
+    index.ensure_template(es, prefix)
+    copies = [
+        article(1),
+        article(2, duplicate_of="id-1", duplicate_kind="near"),
+        article(3, cluster_id="id-3"),
+    ]
+    client = AsyncElasticsearch(settings.elasticsearch_url)
+
+    async def run() -> list[index.Rejected]:
+        try:
+            return await index.write(client, prefix, copies)
+        finally:
+            await client.close()
+
+    assert asyncio.run(run()) == []
+    es.indices.refresh(index=index.alias(prefix))
+    body = search.query_body("Kessling dockers", markers=search.PLAIN)
+    result = search.parse(es.search(index=index.alias(prefix), **body))
+    assert result.total == 3
+    assert sorted(len(h.copies) for h in result.hits) == [0, 1]
+    assert any("\u00abKessling\u00bb" in s for h in result.hits for s in h.snippets)
+    assert ("Kessling", 3) in result.facets["places"]
+    text = search.render(result, "Kessling dockers")
+    assert "1 more copy of this story" in text
+    uncollapsed = search.query_body("Kessling dockers", collapse=False)
+    assert len(search.parse(es.search(index=index.alias(prefix), **uncollapsed)).hits) == 3
