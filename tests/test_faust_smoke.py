@@ -3,8 +3,6 @@ with its changelog topic, and the table recovered by a new worker process."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -14,34 +12,15 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from newsflow.settings import Settings
-from tests.conftest import ROOT, unique
+from tests.conftest import Process, unique
 
 pytestmark = pytest.mark.stack
 
 
-class Worker:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.faust_smoke_app", "worker", "-l", "info"],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+def smoke_worker(env: dict[str, str], log: Path) -> Process:
+    return Process(
+        [sys.executable, "-m", "tests.faust_smoke_app", "worker", "-l", "info"], env, log
+    )
 
 
 @pytest.fixture
@@ -95,13 +74,13 @@ def test_agent_table_changelog_and_recovery(
         auto_offset_reset="earliest",
         group_id=None,
     )
-    worker = Worker(smoke, tmp_path / "worker.log")
+    worker = smoke_worker(smoke, tmp_path / "worker.log")
     worker.start()
     try:
         _produce(settings, smoke["SMOKE_IN"], ["alpha", "beta", "alpha", "gamma", "alpha"])
         first = _read(consumer, 5)
         assert sorted(first) == sorted(["alpha=1", "alpha=2", "alpha=3", "beta=1", "gamma=1"]), (
-            worker.log.read_text()[-3000:]
+            worker.tail()
         )
     finally:
         worker.stop()
@@ -112,13 +91,11 @@ def test_agent_table_changelog_and_recovery(
     admin.close()
 
     # A new worker with an empty data directory can only know the counts from the changelog.
-    smoke["SMOKE_DATADIR"] = str(tmp_path / "worker-2")
-    worker = Worker(smoke, tmp_path / "worker.log")
-    worker.start()
+    worker.start(SMOKE_DATADIR=str(tmp_path / "worker-2"))
     try:
         _produce(settings, smoke["SMOKE_IN"], ["alpha", "beta"])
         second = _read(consumer, 2)
-        assert sorted(second) == ["alpha=4", "beta=2"], worker.log.read_text()[-3000:]
+        assert sorted(second) == ["alpha=4", "beta=2"], worker.tail()
     finally:
         worker.stop()
         consumer.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from processors import paragraphs
 from processors.app import prepare
 from processors.index import alias
 from processors.stages import PipelineOptions, extract
-from tests.conftest import ROOT, shared_data_path, unique
+from tests.conftest import Process, shared_data_path, unique
 
 pytestmark = pytest.mark.stack
 
@@ -70,40 +69,16 @@ def demo_pages() -> list[RawPage]:
     return pages
 
 
-class Worker:
-    def __init__(self, settings: Settings, log: Path) -> None:
-        self.env = dict(os.environ)
-        self.env.update(
-            NEWSFLOW_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-            NEWSFLOW_ELASTICSEARCH_URL=settings.elasticsearch_url,
-            NEWSFLOW_TOPIC_PREFIX=settings.topic_prefix,
-            NEWSFLOW_TOPIC_PARTITIONS=str(settings.topic_partitions),
-        )
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, state_dir: Path) -> None:
-        self.env["NEWSFLOW_STATE_DIR"] = str(state_dir)
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "newsflow.cli", "worker", "--loglevel", "warn"],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
+def pipeline_worker(settings: Settings, log: Path) -> Process:
+    env = dict(os.environ)
+    env.update(
+        NEWSFLOW_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+        NEWSFLOW_ELASTICSEARCH_URL=settings.elasticsearch_url,
+        NEWSFLOW_TOPIC_PREFIX=settings.topic_prefix,
+        NEWSFLOW_TOPIC_PARTITIONS=str(settings.topic_partitions),
+    )
+    argv = [sys.executable, "-m", "newsflow.cli", "worker", "--loglevel", "warn"]
+    return Process(argv, env, log)
 
 
 @pytest.fixture
@@ -119,12 +94,12 @@ def pipeline_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
 
 
 def _wait_for(
-    es: Any, index: str, ids: set[str], worker: Worker, target: int, timeout: float
+    es: Any, index: str, ids: set[str], worker: Process, target: int, timeout: float
 ) -> int:
     deadline = time.monotonic() + timeout
     found = 0
     while time.monotonic() < deadline:
-        assert worker.proc is not None and worker.proc.poll() is None, worker.tail()
+        assert worker.running, worker.tail()
         if es.indices.exists_alias(name=index):
             es.indices.refresh(index=index)
             found = es.count(index=index, query={"ids": {"values": sorted(ids)}})["count"]
@@ -161,8 +136,8 @@ def test_pages_become_searchable_articles_exactly_once_across_a_crash(
     assert len(expected) >= 50
     assert len(filtered) >= 10  # the demo's section pages: lists of headlines
 
-    worker = Worker(s, tmp_path / "worker.log")
-    worker.start(tmp_path / "state-1")
+    worker = pipeline_worker(s, tmp_path / "worker.log")
+    worker.start(NEWSFLOW_STATE_DIR=str(tmp_path / "state-1"))
     with PageProducer(s.kafka_bootstrap, topics.pages) as producer:
         for page in pages:
             producer.send(page)
@@ -176,7 +151,7 @@ def test_pages_become_searchable_articles_exactly_once_across_a_crash(
         # Crash midway: no clean shutdown, no final commit, local state thrown away.
         _wait_for(es, index, expected, worker, len(expected) // 3, 300)
         worker.stop(signal.SIGKILL)
-        worker.start(tmp_path / "state-2")
+        worker.start(NEWSFLOW_STATE_DIR=str(tmp_path / "state-2"))
         _wait_for(es, index, expected, worker, len(expected), 400)
     finally:
         worker.stop()
