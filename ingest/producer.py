@@ -30,6 +30,7 @@ class PageProducer:
             client_id="newsflow-ingest",
         )
         self._failures: list[BaseException] = []
+        self._delivered: list[str] = []
 
     def send(self, page: RawPage, headers: list[tuple[str, bytes]] | None = None) -> Any:
         """Queue a page; delivery errors are collected and raised by ``flush``."""
@@ -39,8 +40,22 @@ class PageProducer:
             value=page.encode(),
             headers=[("newsflow-source", page.source.kind.value.encode()), *(headers or [])],
         )
+        future.add_callback(lambda _meta: self._delivered.append(page.canonical_url))
         future.add_errback(self._failed, page)
         return future
+
+    def send_raw(
+        self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> Any:
+        """Another topic (the ingest dead letters), same delivery guarantees."""
+        future = self._producer.send(topic, key=key, value=value, headers=headers)
+        future.add_errback(lambda err: self._failures.append(err))
+        return future
+
+    def delivered(self) -> list[str]:
+        """Canonical URLs of the pages Kafka acknowledged since the last call."""
+        done, self._delivered = self._delivered, []
+        return done
 
     def _failed(self, error: BaseException, page: RawPage) -> None:
         log.error("could not deliver %s to %s: %s", page.url, self.topic, error)

@@ -237,6 +237,52 @@ def search_cmd(ctx: Context, query: tuple[str, ...], size: int, no_collapse: boo
     click.echo(search.render(search.parse(resp), text))
 
 
+# -- ingest ------------------------------------------------------------------------------
+
+
+@cli.group()
+def ingest() -> None:
+    """Put pages on the pipeline's pages topic: WARC files (more sources to come)."""
+
+
+@ingest.command("warc")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--resend", is_flag=True, help="Send pages again even if the seen-URL store has them."
+)
+@pass_ctx
+def ingest_warc_cmd(ctx: Context, files: tuple[str, ...], resend: bool) -> None:
+    """Every HTML page of WARC / WARC.gz FILES (Common Crawl CC-NEWS, say) onto Kafka.
+
+    Pages already sent (NEWSFLOW_STATE_DIR/seen.sqlite) are skipped unless --resend;
+    records that cannot be read go to the ingest dead-letter topic with their reason.
+    """
+    from pathlib import Path
+
+    from ingest.jobs import PageSink, ingest_warc
+    from ingest.seen import SeenStore
+    from newsflow.topics import Topics, ensure_topics
+
+    paths = [Path(f) for f in files]
+    ensure_topics(
+        ctx.settings.kafka_bootstrap,
+        Topics.from_settings(ctx.settings).specs(),
+        ctx.settings.topic_replication,
+    )
+    ctx.settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with SeenStore(ctx.settings.state_dir / "seen.sqlite") as seen:
+        sink = PageSink(ctx.settings, None if resend else seen)
+        total = sum(p.stat().st_size for p in paths)
+        try:
+            with click.progressbar(length=total, label="reading WARC", file=sys.stderr) as bar:
+                stats = ingest_warc(paths, sink, bar.update)
+        finally:
+            sink.close()
+            if resend:
+                seen.add_many(sink.producer.delivered())
+    click.echo(stats.summary())
+
+
 # -- dead letters ------------------------------------------------------------------------
 
 
