@@ -242,7 +242,7 @@ def search_cmd(ctx: Context, query: tuple[str, ...], size: int, no_collapse: boo
 
 @cli.group()
 def ingest() -> None:
-    """Put pages on the pipeline's pages topic: WARC files (more sources to come)."""
+    """Put pages on the pipeline's pages topic: feeds and sitemaps, WARC files."""
 
 
 @ingest.command("warc")
@@ -281,6 +281,72 @@ def ingest_warc_cmd(ctx: Context, files: tuple[str, ...], resend: bool) -> None:
             if resend:
                 seen.add_many(sink.producer.delivered())
     click.echo(stats.summary())
+
+
+@ingest.command("feeds")
+@click.option(
+    "--sources",
+    "sources_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="NEWSFLOW_SOURCES",
+    show_envvar=True,
+    help="YAML file of feeds and sitemaps.",
+)
+@click.option("--once", is_flag=True, help="Poll everything due once, then stop.")
+@click.option(
+    "--allow-private",
+    is_flag=True,
+    help="Allow fetching from loopback and private addresses (local test sites).",
+)
+@pass_ctx
+def ingest_feeds_cmd(ctx: Context, sources_file: str, once: bool, allow_private: bool) -> None:
+    """Watch the feeds and sitemaps of a sources file continuously; Ctrl-C stops cleanly.
+
+    Each feed is polled on its own adaptive schedule (conditional GET, its observed rate,
+    ttl / sy:updatePeriod / Cache-Control, backoff on errors); new articles are fetched
+    politely (robots.txt, crawl-delay, per-host spacing) and put on the pages topic.
+    Feed health (NEWSFLOW_STATE_DIR/feeds.json) and seen URLs survive restarts.
+    """
+    import asyncio
+    from pathlib import Path
+
+    from ingest import sources
+    from ingest.monitor import run_monitor
+    from newsflow.topics import Topics, ensure_topics
+
+    try:
+        declared = sources.load(Path(sources_file))
+    except sources.SourcesError as err:
+        raise click.ClickException(str(err)) from err
+    ensure_topics(
+        ctx.settings.kafka_bootstrap,
+        Topics.from_settings(ctx.settings).specs(),
+        ctx.settings.topic_replication,
+    )
+    stats = asyncio.run(run_monitor(ctx.settings, declared, once=once, allow_private=allow_private))
+    click.echo(stats.summary())
+
+
+@ingest.command("status")
+@pass_ctx
+def ingest_status_cmd(ctx: Context) -> None:
+    """Per-feed health: last success, new items, failures, next poll."""
+    from ingest.monitor import HealthStore
+
+    store = HealthStore(ctx.settings.state_dir / "feeds.json")
+    if not store.health:
+        click.echo(f"no feed polled yet (state: {store.path})")
+    for h in sorted(store.health.values(), key=lambda h: h.url):
+        state = (
+            f"{h.consecutive_failures} failure(s): {h.last_error}"
+            if h.consecutive_failures
+            else "ok"
+        )
+        click.echo(
+            f"{h.url}\n    last success {h.last_success or '-'}; {h.items_seen_total} items; "
+            f"next poll {h.next_poll_at or 'now'}; {state}"
+        )
 
 
 # -- dead letters ------------------------------------------------------------------------
