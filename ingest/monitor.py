@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -260,6 +260,35 @@ async def run_monitor(
                 monitor = Monitor(sources.endpoints(), fetcher, sink, health)
                 log.info("watching %d feeds and sitemaps", len(monitor.endpoints))
                 await monitor.run(stop, cycles=1 if once else None)
+        finally:
+            sink.close()
+    return sink.stats
+
+
+async def fetch_urls(
+    settings: Settings,
+    urls: Sequence[str],
+    *,
+    ref: str,
+    allow_private: bool = False,
+    progress: Callable[[int], None] = lambda _: None,
+    batch: int = 50,
+) -> IngestStats:
+    """The `ingest urls` job: fetch each URL politely once (unless already seen), send its
+    page; ``progress`` gets the number of URLs done after each batch."""
+    from ingest.fetch import FetchPolicy
+    from ingest.seen import SeenStore
+
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with SeenStore(settings.state_dir / "seen.sqlite") as seen:
+        sink = PageSink(settings, seen)
+        try:
+            async with Fetcher(FetchPolicy(allow_private_addresses=allow_private)) as fetcher:
+                monitor = Monitor([], fetcher, sink, HealthStore(settings.state_dir / "feeds.json"))
+                for start in range(0, len(urls), batch):
+                    chunk = [Link(u) for u in urls[start : start + batch]]
+                    await monitor.fetch_new(chunk, SourceKind.URLS, ref)
+                    progress(len(chunk))
         finally:
             sink.close()
     return sink.stats

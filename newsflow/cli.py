@@ -328,6 +328,38 @@ def ingest_feeds_cmd(ctx: Context, sources_file: str, once: bool, allow_private:
     click.echo(stats.summary())
 
 
+@ingest.command("urls")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--allow-private",
+    is_flag=True,
+    help="Allow fetching from loopback and private addresses (local test sites).",
+)
+@pass_ctx
+def ingest_urls_cmd(ctx: Context, file: str, allow_private: bool) -> None:
+    """Fetch every URL listed in FILE (one per line, # comments) politely, once."""
+    import asyncio
+    from pathlib import Path
+
+    from ingest.monitor import fetch_urls
+    from newsflow.topics import Topics, ensure_topics
+
+    lines = Path(file).read_text(encoding="utf-8").splitlines()
+    urls = [u.strip() for u in lines if u.strip() and not u.lstrip().startswith("#")]
+    ensure_topics(
+        ctx.settings.kafka_bootstrap,
+        Topics.from_settings(ctx.settings).specs(),
+        ctx.settings.topic_replication,
+    )
+    with click.progressbar(length=len(urls), label="fetching", file=sys.stderr) as bar:
+        stats = asyncio.run(
+            fetch_urls(
+                ctx.settings, urls, ref=file, allow_private=allow_private, progress=bar.update
+            )
+        )
+    click.echo(stats.summary())
+
+
 @ingest.command("status")
 @pass_ctx
 def ingest_status_cmd(ctx: Context) -> None:
