@@ -7,26 +7,25 @@ shows searches with highlighted snippets, entity facets and syndicated copies co
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import click
 
 from deploy.stack import Stack
-from ingest.canon import canonicalize, site_of
-from ingest.producer import PageProducer
+from ingest.canon import canonicalize
 from newsflow import search
 from newsflow.demo.sites import EXPECTED, DemoServer, article_urls, url
-from newsflow.records import RawPage, Source, SourceKind, article_id, utcnow
+from newsflow.records import article_id
 from newsflow.settings import Settings, StackSettings
-from newsflow.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +56,8 @@ def run(settings: Settings, stack_settings: StackSettings, timeout: float = 600)
     try:
         with _serve() as server:
             articles, others = _demo_urls(server)
-            _step(3, f"fetching {len(articles) + len(others)} pages of 3 sample sites onto Kafka")
-            _fetch_and_produce(settings, articles + others)
+            _step(3, "polling the 3 sample sites' feeds and fetching their pages onto Kafka")
+            click.echo(f"    {_fetch_and_produce(settings, server, others)}")
         expected_ids = {article_id(canonicalize(u)) for u in articles}
         _step(4, f"waiting until all {len(expected_ids)} articles are searchable")
         _wait_indexed(settings, expected_ids, worker, log_file, timeout)
@@ -88,10 +87,12 @@ def _serve() -> DemoServer:
 
 
 def _demo_urls(server: DemoServer) -> tuple[list[str], list[str]]:
-    """(article pages, other pages): the others should be filtered, not indexed."""
+    """(article pages, pages no feed lists): the text/plain flattenings, to be indexed
+    as copies of their articles, and the home and section pages, to be filtered."""
     articles = article_urls(server, plain_text=True)
+    plain = sorted(set(articles) - set(article_urls(server)))
     others = [url(server, p.site, p.path) for p in EXPECTED.pages if p.kind in NON_ARTICLES]
-    return articles, others
+    return articles, plain + others
 
 
 def _start_worker(settings: Settings, log_file: Path) -> subprocess.Popen[bytes]:
@@ -122,23 +123,31 @@ def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
             worker.wait()
 
 
-def _fetch_and_produce(settings: Settings, urls: list[str]) -> None:
-    topic = Topics.from_settings(settings).pages
-    with PageProducer(settings.kafka_bootstrap, topic) as producer:
-        for u in urls:
-            with urllib.request.urlopen(u, timeout=10) as resp:  # noqa: S310 (our own server)
-                body, content_type = resp.read(), resp.headers.get("content-type", "")
-            producer.send(
-                RawPage(
-                    url=u,
-                    canonical_url=canonicalize(u),
-                    site=site_of(u),
-                    fetched_at=utcnow(),
-                    content_type=content_type,
-                    body=body,
-                    source=Source(kind=SourceKind.DEMO, ref="newsflow demo sites"),
-                )
-            )
+def _fetch_and_produce(settings: Settings, server: DemoServer, others: list[str]) -> str:
+    """Ingest the sites as newsflow does in production: their feeds and news sitemap
+    polled once, new articles fetched politely (the courier's robots.txt asks for 2 s
+    between requests), plus the pages no feed lists. A fresh ingest state each run, so a
+    second demo sends everything again (the pipeline's ids make that harmless)."""
+    from ingest.monitor import fetch_urls, run_monitor
+    from ingest.sources import SourcesFile, SourceSpec
+
+    listings = {"rss": "feeds", "atom": "feeds", "news-sitemap": "sitemaps"}
+    specs = []
+    for site in {p.site for p in EXPECTED.pages}:
+        found: dict[str, list[str]] = {"feeds": [], "sitemaps": []}
+        for p in EXPECTED.pages:
+            if p.site == site and p.kind in listings:
+                found[listings[p.kind]].append(url(server, site, p.path))
+        specs.append(SourceSpec(name=site, **found))
+    with tempfile.TemporaryDirectory(prefix="newsflow-demo-") as tmp:
+        ingest_settings = settings.model_copy(update={"state_dir": Path(tmp)})
+        fed = asyncio.run(
+            run_monitor(ingest_settings, SourcesFile(sources=specs), once=True, allow_private=True)
+        )
+        rest = asyncio.run(
+            fetch_urls(ingest_settings, others, ref="demo pages", allow_private=True)
+        )
+    return f"feeds: {fed.summary()}; other pages: {rest.summary()}"
 
 
 def _wait_indexed(
