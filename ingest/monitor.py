@@ -72,15 +72,29 @@ class Monitor:
         # the same articles, and are polled concurrently.
         self._claimed: set[str] = set()
 
-    async def run(self, stop: asyncio.Event, cycles: int | None = None) -> None:
-        """Poll whatever is due until ``stop`` is set (or ``cycles`` rounds are done)."""
+    async def run(
+        self, stop: asyncio.Event, cycles: int | None = None, metrics: Path | None = None
+    ) -> None:
+        """Poll whatever is due until ``stop`` is set (or ``cycles`` rounds are done);
+        rewrite the ``metrics`` file after each round."""
         done = 0
         while not stop.is_set() and (cycles is None or done < cycles):
             now = datetime.now(UTC)
             due = [e for e in self.endpoints if schedule.is_due(self.health.get(e[2]), now)]
             await asyncio.gather(*(self.poll(kind, url) for _, kind, url in due))
             done += 1
+            if metrics is not None:
+                self.write_metrics(metrics)
             await _sleep_until(stop, self._next_due(), cycles is not None)
+
+    def write_metrics(self, path: Path) -> None:
+        from ingest import metrics
+
+        feeds = [self.health.get(u) for _, _, u in self.endpoints]
+        text = metrics.render(
+            self.sink.stats, self.fetcher.stats.snapshot(), feeds, datetime.now(UTC)
+        )
+        metrics.write(path, text)
 
     def _next_due(self) -> datetime | None:
         times = [self.health.get(u).next_poll_at for _, _, u in self.endpoints]
@@ -259,7 +273,9 @@ async def run_monitor(
                 health = HealthStore(settings.state_dir / "feeds.json")
                 monitor = Monitor(sources.endpoints(), fetcher, sink, health)
                 log.info("watching %d feeds and sitemaps", len(monitor.endpoints))
-                await monitor.run(stop, cycles=1 if once else None)
+                await monitor.run(
+                    stop, cycles=1 if once else None, metrics=settings.state_dir / "ingest.prom"
+                )
         finally:
             sink.close()
     return sink.stats

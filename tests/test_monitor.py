@@ -57,7 +57,7 @@ def poll_once(settings: Settings, endpoints: list[tuple[str, str, str]], state: 
             sink = PageSink(settings, seen)
             async with Fetcher(POLICY) as fetcher:
                 monitor = Monitor(endpoints, fetcher, sink, HealthStore(state / "feeds.json"))
-                await monitor.run(asyncio.Event(), cycles=1)
+                await monitor.run(asyncio.Event(), cycles=1, metrics=state / "ingest.prom")
                 stats = fetcher.stats.snapshot()
             sink.close()
         return sink.stats, stats
@@ -76,6 +76,8 @@ def test_feeds_reach_kafka_once_and_a_restart_refetches_nothing(
             if p.site in SITES and p.kind in ("rss", "atom")
         ]
         first, first_fetches = poll_once(s, endpoints, tmp_path)
+        exported = (tmp_path / "ingest.prom").read_text().splitlines()
+        assert f"newsflow_ingest_pages_total {first.pages}" in exported
         articles = {url(server, a.site, a.path) for a in EXPECTED.articles if a.site in SITES}
         pages = read_pages(s)
         assert {p.url for p in pages} == articles
