@@ -271,7 +271,12 @@ async def run_monitor(
         try:
             async with Fetcher(policy) as fetcher:
                 health = HealthStore(settings.state_dir / "feeds.json")
-                monitor = Monitor(sources.endpoints(), fetcher, sink, health)
+                poll = schedule.PollPolicy(
+                    min_interval=settings.feed_min_interval,
+                    max_interval=settings.feed_max_interval,
+                    initial_interval=settings.feed_initial_interval,
+                )
+                monitor = Monitor(sources.endpoints(), fetcher, sink, health, poll)
                 log.info("watching %d feeds and sitemaps", len(monitor.endpoints))
                 await monitor.run(
                     stop, cycles=1 if once else None, metrics=settings.state_dir / "ingest.prom"

@@ -33,6 +33,15 @@ class Settings(BaseSettings):
         4, ge=1, description="Partitions of the pipeline topics (a site's pages share one)"
     )
     topic_replication: int = Field(1, ge=1, description="Replication factor of new topics")
+    feed_min_interval: float = Field(
+        60.0, gt=0, description="Seconds: no feed or sitemap is polled more often than this"
+    )
+    feed_max_interval: float = Field(
+        6 * 3600.0, gt=0, description="Seconds: every feed is polled at least this often"
+    )
+    feed_initial_interval: float = Field(
+        900.0, gt=0, description="Seconds between polls of a new feed, until its rate is known"
+    )
     state_dir: Path = Field(
         Path(".newsflow-state"),
         description="Local state of workers: Faust's RocksDB tables (rebuilt from Kafka if lost)",
