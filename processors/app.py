@@ -109,6 +109,12 @@ class Pipeline:
         self.app.agent(self.enriched, name="index")(self._index)
         self._last_sweep = time.monotonic()
         self._last_site_sweep: dict[int, float] = {}
+        self.app.on_before_shutdown.connect(self._close_clients)
+
+    async def _close_clients(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        if self._es is not None:
+            await self._es.close()
+            self._es = None
 
     # -- shared plumbing ------------------------------------------------------------------
 
