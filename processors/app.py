@@ -111,7 +111,9 @@ class Pipeline:
         self._last_site_sweep: dict[int, float] = {}
         self.app.on_before_shutdown.connect(self._close_clients)
 
-    async def _close_clients(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+    async def _close_clients(
+        self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any
+    ) -> None:
         if self._es is not None:
             await self._es.close()
             self._es = None
