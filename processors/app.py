@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import faust
 from elasticsearch import AsyncElasticsearch
@@ -109,7 +109,8 @@ class Pipeline:
         self.app.agent(self.enriched, name="index")(self._index)
         self._last_sweep = time.monotonic()
         self._last_site_sweep: dict[int, float] = {}
-        self.app.on_before_shutdown.connect(self._close_clients)
+        # mode's receiver type is a union mypy cannot match a bound coroutine method to.
+        self.app.on_before_shutdown.connect(cast(Any, self._close_clients))
 
     async def _close_clients(
         self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any
