@@ -129,6 +129,38 @@ def topic_factory(settings: Settings) -> Iterator[Callable[..., str]]:
 
 
 @pytest.fixture
+def pipeline_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """Settings of a pipeline of the test's own: topics under a unique prefix (created
+    with the index template, and deleted afterwards) and state in a temporary directory."""
+    from kafka import KafkaAdminClient
+
+    from processors.app import prepare
+
+    s = settings.model_copy(update={"topic_prefix": unique("nf"), "state_dir": tmp_path})
+    prepare(s)
+    yield s
+    admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+    admin.delete_topics([t for t in admin.list_topics() if t.startswith(s.topic_prefix)])
+    admin.close()
+
+
+def read_topic(settings: Settings, topic: str) -> list[Any]:
+    """Every message on ``topic`` from the beginning (no consumer group, nothing committed)."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    messages = list(consumer)
+    consumer.close()
+    return messages
+
+
+@pytest.fixture
 def es(settings: Settings) -> Iterator[Any]:
     from elasticsearch import Elasticsearch
 

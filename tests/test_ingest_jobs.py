@@ -3,44 +3,19 @@ topic, nothing sent twice after a restart, bad records to the ingest dead-letter
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer
 
 from ingest.jobs import PageSink, ingest_warc
 from ingest.seen import SeenStore
 from newsflow.records import RawPage, decode
 from newsflow.settings import Settings
-from newsflow.topics import Topics, ensure_topics
-from tests.conftest import shared_data_path, unique
+from newsflow.topics import Topics
+from tests.conftest import read_topic, shared_data_path
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def ingest_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
-    s = settings.model_copy(update={"topic_prefix": unique("ingest"), "state_dir": tmp_path})
-    ensure_topics(s.kafka_bootstrap, Topics.from_settings(s).specs())
-    yield s
-    admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
-    admin.delete_topics([t for t in admin.list_topics() if t.startswith(s.topic_prefix)])
-    admin.close()
-
-
-def read_all(settings: Settings, topic: str) -> list[Any]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5000,
-    )
-    messages = list(consumer)
-    consumer.close()
-    return messages
 
 
 def run(settings: Settings, files: list[Path], seen_path: Path) -> Any:
@@ -56,16 +31,16 @@ def run(settings: Settings, files: list[Path], seen_path: Path) -> Any:
 
 
 def test_warc_pages_reach_kafka_once_across_restarts(
-    ingest_settings: Settings, tmp_path: Path
+    pipeline_settings: Settings, tmp_path: Path
 ) -> None:
-    s = ingest_settings
+    s = pipeline_settings
     warc = shared_data_path("warc", "resiliparse", "warcfile.warc.gz")
     seen = tmp_path / "seen.sqlite"
 
     first = run(s, [warc], seen)
     assert first.pages == 16
     topics = Topics.from_settings(s)
-    messages = read_all(s, topics.pages)
+    messages = read_topic(s, topics.pages)
     pages = [decode(RawPage, m.value) for m in messages]
     assert len(pages) == 16
     assert len({p.article_id for p in pages}) == 16
@@ -75,11 +50,13 @@ def test_warc_pages_reach_kafka_once_across_restarts(
     # A second run (a restart) finds every page in the seen-URL store: nothing refetched.
     second = run(s, [warc], seen)
     assert (second.pages, second.already_seen) == (0, 16)
-    assert len(read_all(s, topics.pages)) == 16
+    assert len(read_topic(s, topics.pages)) == 16
 
 
-def test_unreadable_records_become_dead_letters(ingest_settings: Settings, tmp_path: Path) -> None:
-    s = ingest_settings
+def test_unreadable_records_become_dead_letters(
+    pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    s = pipeline_settings
     original = shared_data_path("warc", "resiliparse", "warcfile.warc.gz").read_bytes()
     cut = tmp_path / "cut.warc.gz"
     cut.write_bytes(original[: len(original) // 2])  # ends inside a record
@@ -87,7 +64,7 @@ def test_unreadable_records_become_dead_letters(ingest_settings: Settings, tmp_p
     stats = run(s, [cut], tmp_path / "seen.sqlite")
     assert 0 < stats.pages < 16
     assert stats.skipped["corrupt"] == 1
-    letters = read_all(s, Topics.from_settings(s).deadletter("ingest"))
+    letters = read_topic(s, Topics.from_settings(s).deadletter("ingest"))
     assert len(letters) == sum(
         n for r, n in stats.skipped.items() if r not in ("not-html", "not-http", "revisit")
     )

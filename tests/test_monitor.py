@@ -5,12 +5,10 @@ nothing again (conditional GET, seen-URL memory, saved feed health)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer
 
 from ingest.fetch import Fetcher, FetchPolicy
 from ingest.jobs import PageSink
@@ -19,8 +17,8 @@ from ingest.seen import SeenStore
 from newsflow.demo.sites import EXPECTED, DemoServer, url
 from newsflow.records import RawPage, SourceKind, decode
 from newsflow.settings import Settings
-from newsflow.topics import Topics, ensure_topics
-from tests.conftest import unique
+from newsflow.topics import Topics
+from tests.conftest import read_topic
 
 pytestmark = pytest.mark.stack
 
@@ -28,27 +26,10 @@ SITES = ("ledger", "meridian")  # the courier's Crawl-delay of 2 s would only sl
 POLICY = FetchPolicy(allow_private_addresses=True, min_delay_seconds=0.05)
 
 
-@pytest.fixture
-def monitor_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
-    s = settings.model_copy(update={"topic_prefix": unique("monitor"), "state_dir": tmp_path})
-    ensure_topics(s.kafka_bootstrap, Topics.from_settings(s).specs())
-    yield s
-    admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
-    admin.delete_topics([t for t in admin.list_topics() if t.startswith(s.topic_prefix)])
-    admin.close()
-
-
 def read_pages(settings: Settings) -> list[RawPage]:
-    consumer = KafkaConsumer(
-        Topics.from_settings(settings).pages,
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5000,
-    )
-    pages = [decode(RawPage, m.value) for m in consumer]
-    consumer.close()
-    return pages
+    return [
+        decode(RawPage, m.value) for m in read_topic(settings, Topics.from_settings(settings).pages)
+    ]
 
 
 def poll_once(settings: Settings, endpoints: list[tuple[str, str, str]], state: Path) -> Any:
@@ -66,9 +47,9 @@ def poll_once(settings: Settings, endpoints: list[tuple[str, str, str]], state: 
 
 
 def test_feeds_reach_kafka_once_and_a_restart_refetches_nothing(
-    monitor_settings: Settings, tmp_path: Path
+    pipeline_settings: Settings, tmp_path: Path
 ) -> None:
-    s = monitor_settings
+    s = pipeline_settings
     with DemoServer(sites=SITES) as server:
         endpoints = [
             (p.site, "feed", url(server, p.site, p.path))

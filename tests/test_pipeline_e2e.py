@@ -9,12 +9,11 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from ingest.canon import canonicalize, site_of
 from ingest.producer import PageProducer
@@ -23,10 +22,9 @@ from newsflow.records import Filtered, RawPage, Source, SourceKind, decode, utcn
 from newsflow.settings import Settings
 from newsflow.topics import Topics
 from processors import paragraphs
-from processors.app import prepare
 from processors.index import alias
 from processors.stages import PipelineOptions, extract
-from tests.conftest import Process, shared_data_path, unique
+from tests.conftest import Process, read_topic, shared_data_path
 
 pytestmark = pytest.mark.stack
 
@@ -81,18 +79,6 @@ def pipeline_worker(settings: Settings, log: Path) -> Process:
     return Process(argv, env, log)
 
 
-@pytest.fixture
-def pipeline_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
-    s = settings.model_copy(update={"topic_prefix": unique("e2e"), "state_dir": tmp_path})
-    prepare(s)
-    yield s
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
-    admin.delete_topics([t for t in admin.list_topics() if t.startswith(s.topic_prefix)])
-    admin.close()
-
-
 def _wait_for(
     es: Any, index: str, ids: set[str], worker: Process, target: int, timeout: float
 ) -> int:
@@ -107,19 +93,6 @@ def _wait_for(
                 return int(found)
         time.sleep(1)
     raise AssertionError(f"{found} of {target} indexed in {timeout}s\n{worker.tail()}")
-
-
-def _read_all(settings: Settings, topic: str) -> list[Any]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5000,
-    )
-    messages = list(consumer)
-    consumer.close()
-    return messages
 
 
 @pytest.mark.timeout(900)  # two worker starts and a spaCy load on a 2-core machine
@@ -198,7 +171,7 @@ def _check_boilerplate(by_id: dict[str, Any], pages: list[RawPage]) -> None:
 
 
 def _check_dead_letters_and_filtered(s: Settings, topics: Topics, filtered: set[str]) -> None:
-    letters = _read_all(s, topics.deadletter("clean"))
+    letters = read_topic(s, topics.deadletter("clean"))
     poison_values = {m.value for m in letters}
     assert set(POISON) <= poison_values
     for m in letters:
@@ -206,5 +179,5 @@ def _check_dead_letters_and_filtered(s: Settings, topics: Topics, filtered: set[
         assert headers["newsflow-dlq-stage"] == b"clean"
         assert headers["newsflow-dlq-source-topic"] == topics.pages.encode()
         assert headers["newsflow-dlq-error-class"] == b"DecodeError"
-    seen = {decode(Filtered, m.value).article_id for m in _read_all(s, topics.filtered)}
+    seen = {decode(Filtered, m.value).article_id for m in read_topic(s, topics.filtered)}
     assert seen == filtered
