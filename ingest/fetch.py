@@ -221,15 +221,16 @@ class _HostGate:
         self._last_start = float("-inf")
         self._last_sent = float("-inf")
         self._not_before = 0.0
+        # asyncio locks wake their waiters in order: requests go in the order they came.
+        self._start_order, self._send_order = asyncio.Lock(), asyncio.Lock()
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         async with self._semaphore:
-            now = time.monotonic()
-            # Reserved before sleeping, so the next caller queues behind this start.
-            start = max(now, self._last_start + self.delay, self._not_before)
-            self._last_start = start
-            await asyncio.sleep(start - now)
+            async with self._start_order:  # first come, first served
+                self._last_start = await _turn(
+                    lambda: max(self._last_start + self.delay, self._not_before)
+                )
             yield
 
     async def trace(self, event: str, info: dict[str, Any]) -> None:
@@ -239,13 +240,25 @@ class _HostGate:
         the moments request headers actually go out; this wait is short (the difference
         in connect times), so the fresh connection does not sit idle long."""
         if event.endswith("send_request_headers.started"):
-            now = time.monotonic()
-            send_at = max(now, self._last_sent + self.delay)
-            self._last_sent = send_at
-            await asyncio.sleep(send_at - now)
+            async with self._send_order:
+                self._last_sent = await _turn(lambda: self._last_sent + self.delay)
 
     def defer(self, seconds: float) -> None:
         self._not_before = max(self._not_before, time.monotonic() + seconds)
+
+
+async def _turn(earliest: Callable[[], float]) -> float:
+    """Wait until ``earliest()`` (re-read after every sleep) has passed; return the time.
+
+    Nothing is reserved ahead: when the event loop is held up past several waiters'
+    times (a slow callback, a blocked thread), a reservation made before the delay would
+    let them all go at once; re-reading the last actual time keeps them apart."""
+    while True:
+        now = time.monotonic()
+        wait = earliest() - now
+        if wait <= 0:
+            return now
+        await asyncio.sleep(wait)
 
 
 @dataclass(frozen=True)
@@ -258,6 +271,7 @@ class _Want:
     truncate: bool  # keep the first max_bytes instead of failing with too-large
     robots: bool  # check robots.txt first
     retries: int
+    max_retry_after: float  # a longer Retry-After ends the fetch (the caller reschedules)
 
 
 @dataclass(frozen=True)
@@ -279,12 +293,19 @@ class Fetcher:
     process: politeness state and robots.txt rules live in it."""
 
     def __init__(
-        self, policy: FetchPolicy | None = None, *, resolve: Resolver | None = None
+        self,
+        policy: FetchPolicy | None = None,
+        *,
+        resolve: Resolver | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         """resolve(host, port) -> IP addresses is what the private-address check asks;
-        the system resolver by default. Tests and custom DNS set their own."""
+        the system resolver by default. ``transport`` carries the requests: httpx's
+        network transport by default; tests route every host to a loopback server with
+        it, so real feeds keep their real links."""
         self.policy = policy or FetchPolicy()
         self._resolve = resolve or system_resolve
+        self._transport = transport
         self.stats = FetchStats()
         self._token = product_token(self.policy.user_agent)
         self._gates: dict[str, _HostGate] = {}
@@ -306,6 +327,7 @@ class Fetcher:
                 pool=None,  # waiting for a free connection is bounded by the total timeout
             ),
             limits=httpx.Limits(max_connections=p.max_connections),
+            transport=self._transport,
             follow_redirects=False,  # every hop goes through the checks in _hop
             # An environment proxy would resolve hosts itself, past our address check.
             trust_env=False,
@@ -335,17 +357,24 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         accept: Collection[str] | None = None,
+        max_retry_after: float | None = None,
     ) -> Fetched | FetchError:
         """GET url politely. etag/last_modified (from an earlier Fetched) make it a
         conditional GET that may answer 304; accept lists the media types wanted
-        (default: policy.content_types; e.g. FEED_TYPES for a feed)."""
+        (default: policy.content_types; e.g. FEED_TYPES for a feed); max_retry_after
+        lowers policy.max_retry_after_seconds for a caller with its own schedule."""
         types = self.policy.content_types if accept is None else frozenset(accept)
         headers = {"Accept": ", ".join(sorted(types))}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        want = _Want(headers, types, self.policy.max_body_bytes, False, True, self.policy.retries)
+        longest = self.policy.max_retry_after_seconds
+        if max_retry_after is not None:
+            longest = min(longest, max_retry_after)
+        want = _Want(
+            headers, types, self.policy.max_body_bytes, False, True, self.policy.retries, longest
+        )
         started = time.monotonic()
         result = await self._follow(url, want)
         return self._finish(url, result, time.monotonic() - started)
@@ -393,17 +422,17 @@ class Fetcher:
             outcome = await self._attempt(url, want, gate)
             if not isinstance(outcome, _Retry):
                 return outcome
-            wait = self._retry_wait(outcome, attempt)
+            wait = self._retry_wait(outcome, attempt, want.max_retry_after)
             if wait is None or attempt >= want.retries:
                 return _exhausted(url, outcome, attempt + 1)
             self.stats.retries += 1
             gate.defer(wait)  # the whole host waits, not just this request
             attempt += 1
 
-    def _retry_wait(self, retry: _Retry, attempt: int) -> float | None:
+    def _retry_wait(self, retry: _Retry, attempt: int, longest: float) -> float | None:
         """Seconds before the next attempt, or None when Retry-After asks for too long."""
         if retry.retry_after is not None:
-            if retry.retry_after > self.policy.max_retry_after_seconds:
+            if retry.retry_after > longest:
                 return None
             return retry.retry_after
         return min(self.policy.backoff_seconds * 2.0**attempt, self.policy.max_backoff_seconds)
@@ -498,7 +527,15 @@ class Fetcher:
         """robots.txt through the same hops, address check, spacing and timeouts as pages,
         but without retries: an unreachable file is simply tried again after its error TTL."""
         headers = {"Accept": "text/plain, */*;q=0.1"}
-        want = _Want(headers, None, MAX_ROBOTS_BYTES, truncate=True, robots=False, retries=0)
+        want = _Want(
+            headers,
+            None,
+            MAX_ROBOTS_BYTES,
+            truncate=True,
+            robots=False,
+            retries=0,
+            max_retry_after=0.0,
+        )
         self.stats.robots_fetches += 1
         result = await self._follow(f"{origin}/robots.txt", want)
         logger.info("robots.txt of %s: %s", origin, getattr(result, "reason", "fetched"))

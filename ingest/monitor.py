@@ -7,11 +7,10 @@ the seen-URL store keeps it from refetching articles already sent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,10 @@ from newsflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# A feed answering 429/503 with a longer Retry-After is not waited for in the poll: its
+# schedule takes the Retry-After as the floor of the next interval instead.
+LISTING_RETRY_WAIT = 10.0
+
 
 @dataclass(frozen=True)
 class Link:
@@ -36,6 +39,15 @@ class Link:
     url: str
     title: str | None = None
     published_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Round:
+    """What one fetch_new call did: the canonical URLs it tried (not seen before), and
+    those that failed for a passing reason (with the error)."""
+
+    fresh: set[str]
+    transient: list[tuple[Link, FetchError]]
 
 
 class HealthStore:
@@ -75,17 +87,44 @@ class Monitor:
     async def run(
         self, stop: asyncio.Event, cycles: int | None = None, metrics: Path | None = None
     ) -> None:
-        """Poll whatever is due until ``stop`` is set (or ``cycles`` rounds are done);
-        rewrite the ``metrics`` file after each round."""
-        done = 0
-        while not stop.is_set() and (cycles is None or done < cycles):
-            now = datetime.now(UTC)
-            due = [e for e in self.endpoints if schedule.is_due(self.health.get(e[2]), now)]
-            await asyncio.gather(*(self.poll(kind, url) for _, kind, url in due))
-            done += 1
+        """Poll each feed and sitemap whenever it is due, until ``stop`` is set. Each poll
+        runs on its own: a feed waiting out a crawl delay or a hanging host holds up no
+        other. The ``metrics`` file is rewritten as polls finish. With ``cycles``: that
+        many rounds of whatever is due, then return (``--once``, tests)."""
+        if cycles is not None:
+            for _ in range(cycles):
+                now = datetime.now(UTC)
+                due = [e for e in self.endpoints if schedule.is_due(self.health.get(e[2]), now)]
+                await asyncio.gather(*(self.poll(kind, url) for _, kind, url in due))
+                if metrics is not None:
+                    self.write_metrics(metrics)
+            return
+        polling: dict[str, asyncio.Task[None]] = {}
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                now = datetime.now(UTC)
+                for _, kind, url in self.endpoints:
+                    if url not in polling and schedule.is_due(self.health.get(url), now):
+                        polling[url] = asyncio.create_task(self.poll(kind, url), name=url)
+                await asyncio.wait(
+                    {stopping, *polling.values()},
+                    timeout=self._seconds_to_next_due(now, busy=polling.keys()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                finished = [url for url, task in polling.items() if task.done()]
+                for url in finished:
+                    polling.pop(url).result()  # a poll that raised (Kafka refused) stops us
+                if finished and metrics is not None:
+                    self.write_metrics(metrics)
+        finally:
+            # Stopping mid-poll loses nothing: a page is marked seen only once Kafka has it.
+            stopping.cancel()
+            for task in polling.values():
+                task.cancel()
+            await asyncio.gather(*polling.values(), return_exceptions=True)
             if metrics is not None:
                 self.write_metrics(metrics)
-            await _sleep_until(stop, self._next_due(), cycles is not None)
 
     def write_metrics(self, path: Path) -> None:
         from ingest import metrics
@@ -96,17 +135,27 @@ class Monitor:
         )
         metrics.write(path, text)
 
-    def _next_due(self) -> datetime | None:
-        times = [self.health.get(u).next_poll_at for _, _, u in self.endpoints]
-        return min((t for t in times if t is not None), default=None)
+    def _seconds_to_next_due(self, now: datetime, busy: Collection[str]) -> float:
+        """Until the next endpoint not being polled is due (at most a minute: endpoints
+        can be added by a sitemap index)."""
+        times = [self.health.get(u).next_poll_at for _, _, u in self.endpoints if u not in busy]
+        soonest = min((t for t in times if t is not None), default=None)
+        if soonest is None:
+            return 60.0
+        return min(60.0, max(0.0, (soonest - now).total_seconds()))
 
     async def poll(self, kind: str, url: str) -> None:
         health = self.health.get(url)
         accept = FEED_TYPES if kind == "feed" else SITEMAP_TYPES
         got = await self.fetcher.fetch(
-            url, etag=health.etag, last_modified=health.last_modified, accept=accept
+            url,
+            etag=health.etag,
+            last_modified=health.last_modified,
+            accept=accept,
+            max_retry_after=LISTING_RETRY_WAIT,
         )
         now = datetime.now(UTC)
+        listing: Feed | Sitemap | None = None
         if isinstance(got, FetchError):
             health = schedule.update_after_failure(
                 health,
@@ -120,37 +169,72 @@ class Monitor:
                 health, now=now, policy=self.policy, **_validators(got)
             )
         else:
-            health = await self._read_listing(kind, url, got, health, now)
-        self.health.put(health)
-
-    async def _read_listing(
-        self, kind: str, url: str, got: Fetched, health: schedule.FeedHealth, now: datetime
-    ) -> schedule.FeedHealth:
-        parsed = (
-            parse_feed(got.body, got.url, got.content_type)
-            if kind == "feed"
-            else (parse_sitemap(got.body, got.url))
-        )
-        if not isinstance(parsed, Feed | Sitemap):
-            return schedule.update_after_failure(
-                health, f"{parsed.reason}: {parsed.detail}", now, policy=self.policy
+            parsed = (
+                parse_feed(got.body, got.url, got.content_type)
+                if kind == "feed"
+                else parse_sitemap(got.body, got.url)
             )
-        if isinstance(parsed, Sitemap) and parsed.kind == "sitemapindex":
-            self._add_sitemaps([u.url for u in parsed.urls], url)
-        links = _links(parsed)
-        new = await self.fetch_new(
-            links, SourceKind.FEED if kind == "feed" else SourceKind.SITEMAP, url
-        )
-        feed = parsed if isinstance(parsed, Feed) else None
-        return schedule.update_after_success(
-            health,
-            new,
-            now=now,
-            policy=self.policy,
-            **_validators(got),
-            ttl_seconds=feed.ttl_seconds if feed else None,
-            update_period_seconds=feed.update_period_seconds if feed else None,
-        )
+            if isinstance(parsed, Feed | Sitemap):
+                listing = parsed
+            else:
+                health = schedule.update_after_failure(
+                    health, f"{parsed.reason}: {parsed.detail}", now, policy=self.policy
+                )
+        if isinstance(listing, Sitemap) and listing.kind == "sitemapindex":
+            self._add_sitemaps([u.url for u in listing.urls], url)
+        listed = _links(listing) if listing is not None else []
+        # Articles an earlier poll could not fetch are tried again, whatever the feed says
+        # now: a 304 does not list them, and a busy feed may have dropped them already.
+        pending = {canonicalize(p.url): p for p in health.pending}
+        listed_keys = {canonicalize(link.url) for link in listed}
+        retries = [
+            Link(p.url, p.title, p.published_at) for k, p in pending.items() if k not in listed_keys
+        ]
+        kind_of = SourceKind.FEED if kind == "feed" else SourceKind.SITEMAP
+        fetched = await self.fetch_new([*listed, *retries], kind_of, url)
+        if listing is not None:
+            assert not isinstance(got, FetchError)
+            feed = listing if isinstance(listing, Feed) else None
+            new = len((fetched.fresh & listed_keys) - pending.keys())
+            health = schedule.update_after_success(
+                health,
+                new,
+                now=now,
+                policy=self.policy,
+                **_validators(got),
+                ttl_seconds=feed.ttl_seconds if feed else None,
+                update_period_seconds=feed.update_period_seconds if feed else None,
+            )
+        still = self._still_pending(fetched.transient, pending, url)
+        self.health.put(schedule.with_pending(health, still, now, self.policy))
+
+    def _still_pending(
+        self,
+        failed: list[tuple[Link, FetchError]],
+        before: dict[str, schedule.Pending],
+        ref: str,
+    ) -> tuple[schedule.Pending, ...]:
+        """The articles to try at the next poll; those out of attempts go to the
+        dead-letter topic with their last error."""
+        out = []
+        for link, error in failed:
+            earlier = before.get(canonicalize(link.url))
+            attempts = (earlier.attempts if earlier else 0) + 1
+            if attempts >= self.policy.link_attempts:
+                detail = f"{error.detail} (gave up after {attempts} polls)"
+                self.sink.skip(ref, -1, link.url, error.reason, detail)
+                continue
+            log.info("will try %s again at the next poll: %s", link.url, error.reason)
+            out.append(
+                schedule.Pending(
+                    url=link.url,
+                    title=link.title,
+                    published_at=link.published_at,
+                    attempts=attempts,
+                    last_error=f"{error.reason}: {error.detail}",
+                )
+            )
+        return tuple(out)
 
     def _add_sitemaps(self, urls: list[str], parent: str) -> None:
         """The sitemaps a sitemap index lists are polled on their own schedules."""
@@ -158,8 +242,9 @@ class Monitor:
         name = next((n for n, _, u in self.endpoints if u == parent), parent)
         self.endpoints += [(name, "sitemap", u) for u in urls if u not in known]
 
-    async def fetch_new(self, links: Sequence[Link], kind: SourceKind, ref: str) -> int:
-        """Fetch the links not seen yet and send their pages; how many were new."""
+    async def fetch_new(self, links: Sequence[Link], kind: SourceKind, ref: str) -> Round:
+        """Fetch the links not seen yet and send their pages. Failures that a later try
+        may cure come back in ``Round.transient``; the rest go to the dead-letter topic."""
         fresh = self._claim(links)
         try:
             return await self._fetch_claimed(fresh, kind, ref)
@@ -175,22 +260,26 @@ class Monitor:
                 fresh.append(link)
         return fresh
 
-    async def _fetch_claimed(self, fresh: list[Link], kind: SourceKind, ref: str) -> int:
+    async def _fetch_claimed(self, fresh: list[Link], kind: SourceKind, ref: str) -> Round:
         results = await asyncio.gather(*(self.fetcher.fetch(link.url) for link in fresh))
-        sent = []
+        sent, transient = [], []
         for link, got in zip(fresh, results, strict=True):
             if isinstance(got, FetchError):
-                self.sink.skip(ref, -1, link.url, got.reason, got.detail)
+                if got.transient:
+                    transient.append((link, got))
+                else:
+                    self.sink.skip(ref, -1, link.url, got.reason, got.detail)
                 continue
             self.sink.page(_page(link, got, kind, ref))
             sent.append(link.url)
         # Remember only what Kafka acknowledged: a crash before this refetches, never loses.
         # The listed URL too, not only the one a redirect ended at, or it would be refetched.
-        self.sink.producer.flush()
+        # In a thread: a flush waits for Kafka's acks, and other polls must go on meanwhile.
+        await asyncio.to_thread(self.sink.producer.flush)
         self.sink.seen_delivered()
         if self.sink.seen is not None and sent:
             self.sink.seen.add_many(sent)
-        return len(fresh)
+        return Round({canonicalize(link.url) for link in fresh}, transient)
 
     def _seen(self, url: str) -> bool:
         seen = self.sink.seen
@@ -238,14 +327,6 @@ def _validators(got: Fetched) -> dict[str, str | None]:
         "cache_control": h.get("cache-control"),
         "expires": h.get("expires"),
     }
-
-
-async def _sleep_until(stop: asyncio.Event, when: datetime | None, no_wait: bool) -> None:
-    if no_wait:
-        return
-    seconds = 60.0 if when is None else max(0.0, (when - datetime.now(UTC)).total_seconds())
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=max(seconds, 1.0))
 
 
 async def run_monitor(
@@ -308,7 +389,11 @@ async def fetch_urls(
                 monitor = Monitor([], fetcher, sink, HealthStore(settings.state_dir / "feeds.json"))
                 for start in range(0, len(urls), batch):
                     chunk = [Link(u) for u in urls[start : start + batch]]
-                    await monitor.fetch_new(chunk, SourceKind.URLS, ref)
+                    done = await monitor.fetch_new(chunk, SourceKind.URLS, ref)
+                    # One pass over a list: nothing comes back for what failed, so it is
+                    # a dead letter now (replayable with the list, minus what is seen).
+                    for link, error in done.transient:
+                        sink.skip(ref, -1, link.url, error.reason, error.detail)
                     progress(len(chunk))
         finally:
             sink.close()

@@ -11,6 +11,10 @@ The interval follows the rate of new items observed, aiming at about
 4. clamped to ``[min_interval, max_interval]``: a publisher cannot make us poll faster
    than the minimum, nor wait longer than the maximum.
 
+Articles a poll found but could not fetch for a passing reason (a timeout, a 503) stay
+``pending`` on the feed: the next polls try them again, even when the feed answers 304,
+and a feed with pending articles is polled again within ``retry_interval``.
+
 Nothing here reads a clock: every function takes ``now``. ``FeedHealth`` is a frozen
 pydantic model; ``model_dump_json``/``model_validate_json`` persist it across restarts.
 """
@@ -28,6 +32,7 @@ __all__ = [
     "DEFAULT_POLICY",
     "FeedHealth",
     "Observation",
+    "Pending",
     "PollPolicy",
     "cache_lifetime",
     "is_due",
@@ -35,6 +40,7 @@ __all__ = [
     "update_after_failure",
     "update_after_not_modified",
     "update_after_success",
+    "with_pending",
 ]
 
 MAX_BACKOFF_EXPONENT = 30  # 2**30 is past any cap; a bigger exponent only risks overflow
@@ -53,6 +59,8 @@ class PollPolicy(BaseModel):
     backoff_base: float = Field(2.0, ge=1)
     max_backoff: float = Field(6 * 3600.0, gt=0, description="seconds; cap of the backoff")
     jitter: float = Field(0.1, ge=0, le=1, description="up to this fraction added")
+    link_attempts: int = Field(4, ge=1, description="polls that try a failing article")
+    retry_interval: float = Field(600.0, gt=0, description="seconds; sooner if articles pend")
 
     @model_validator(mode="after")
     def _bounds_in_order(self) -> PollPolicy:
@@ -73,6 +81,18 @@ class Observation(BaseModel):
     new_items: int = Field(ge=0)
 
 
+class Pending(BaseModel):
+    """An article a poll found but could not fetch for a passing reason."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    title: str | None = None
+    published_at: AwareDatetime | None = None
+    attempts: int = Field(1, ge=1)
+    last_error: str
+
+
 class FeedHealth(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -90,6 +110,7 @@ class FeedHealth(BaseModel):
     update_period_seconds: float | None = None  # sy:updatePeriod / sy:updateFrequency
     cache_seconds: float | None = None  # Cache-Control max-age or Expires, last response
     retry_after_seconds: float | None = None  # Retry-After of the last failure
+    pending: tuple[Pending, ...] = ()  # articles to try again at the next poll
     next_poll_at: AwareDatetime | None = None
 
 
@@ -238,6 +259,20 @@ def update_after_failure(
         }
     )
     return _scheduled(updated, now, policy)
+
+
+def with_pending(
+    health: FeedHealth, pending: tuple[Pending, ...], now: datetime, policy: PollPolicy
+) -> FeedHealth:
+    """``health`` (already updated for this poll) with the articles still to fetch; with
+    any, the next poll comes within ``retry_interval`` (never under ``min_interval``)."""
+    updated = health.model_copy(update={"pending": pending})
+    if not pending:
+        return updated
+    soon = now + timedelta(seconds=max(policy.retry_interval, policy.min_interval))
+    if updated.next_poll_at is None or updated.next_poll_at > soon:
+        updated = updated.model_copy(update={"next_poll_at": soon})
+    return updated
 
 
 def _scheduled(health: FeedHealth, now: datetime, policy: PollPolicy) -> FeedHealth:

@@ -144,20 +144,33 @@ def pipeline_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     admin.close()
 
 
-def read_topic(settings: Settings, topic: str) -> list[Any]:
-    """Every message on ``topic`` from the beginning (no consumer group, nothing committed)."""
-    from kafka import KafkaConsumer
+def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> list[Any]:
+    """Every message on ``topic`` from the beginning up to its end offsets as of the call
+    (no consumer group, nothing committed)."""
+    import time
+
+    from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
-        topic,
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=None,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5000,
+        enable_auto_commit=False,
     )
-    messages = list(consumer)
-    consumer.close()
-    return messages
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        messages: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: read {len(messages)} messages, end not reached")
+            for batch in consumer.poll(timeout_ms=500).values():
+                messages.extend(batch)
+        return sorted(messages, key=lambda m: (m.partition, m.offset))
+    finally:
+        consumer.close()
 
 
 @pytest.fixture

@@ -66,10 +66,16 @@ def _same_for_any_base(body: bytes, base_url: str) -> bytes:
 @functools.cache
 def routes(key: str) -> dict[str, tuple[str, Body]]:
     """path -> (content type, body builder) for every file a site serves."""
-    demo = site(key)
+    return site_routes(site(key))
+
+
+def site_routes(demo: DemoSite) -> dict[str, tuple[str, Body]]:
+    """The route table of ``demo`` as given (a live server passes a copy of a site that
+    holds only the articles published so far)."""
     config = demo.config
     table = {path: (HTML, body) for path, body in html_pages(demo).items()}
-    for slug in config.plain_text:
+    published = {a.slug for a in demo.articles}
+    for slug in (s for s in config.plain_text if s in published):
         text = _pages.plain_text(demo, demo.article(slug)).encode("utf-8")
         table[plain_text_path(slug)] = (TEXT, functools.partial(_same_for_any_base, text))
     table["/robots.txt"] = (TEXT, functools.partial(_feeds.robots, demo))
@@ -88,8 +94,22 @@ def render(site_key: str, path: str, base_url: str | None = None) -> tuple[int, 
     """``(status, content type, body)`` of ``path`` on a demo site, or None where the site
     has no such page. ``base_url`` is where the site is served (default: its nominal
     origin); absolute links in feeds, sitemaps and canonical tags are built from it."""
-    route = routes(site_key).get(path)
+    return _render(routes(site_key), site(site_key), path, base_url)
+
+
+def render_site(
+    demo: DemoSite, path: str, base_url: str | None = None
+) -> tuple[int, str, bytes] | None:
+    """``render`` for a site object rather than a key: the same site with fewer articles,
+    say, as a live server shows it before the rest are published."""
+    return _render(site_routes(demo), demo, path, base_url)
+
+
+def _render(
+    table: dict[str, tuple[str, Body]], demo: DemoSite, path: str, base_url: str | None
+) -> tuple[int, str, bytes] | None:
+    route = table.get(path)
     if route is None:
         return None
     content_type, body = route
-    return 200, content_type, body((base_url or site(site_key).config.origin).rstrip("/"))
+    return 200, content_type, body((base_url or demo.config.origin).rstrip("/"))

@@ -15,6 +15,9 @@ links across its pages; some pages repeat a paragraph (a pull-quote, a broken te
     with DemoServer() as server:
         for url in article_urls(server):
             ...
+
+``DemoServer(publishing=Publishing(every=30))`` serves the same sites as they would look
+while watched: each starts with a few articles and publishes the rest one by one.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from newsflow.demo._expected import (
     ExpectedArticle,
     ExpectedPage,
 )
+from newsflow.demo._live import Newsroom, Publishing
 from newsflow.demo._routes import SITES, render, site
-from newsflow.demo._server import DemoServer
+from newsflow.demo._server import DemoServer, Request
 
 __all__ = [
     "EXPECTED",
@@ -41,6 +45,9 @@ __all__ = [
     "Expected",
     "ExpectedArticle",
     "ExpectedPage",
+    "Newsroom",
+    "Publishing",
+    "Request",
     "article_urls",
     "render",
     "site",
