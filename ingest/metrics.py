@@ -1,6 +1,6 @@
 """Ingest counters for monitoring, in the Prometheus text format.
 
-`ingest feeds` rewrites ``NEWSFLOW_STATE_DIR/ingest.prom`` after every polling round, so
+`ingest feeds` rewrites ``NEWSFLOW_STATE_DIR/ingest.prom`` as polls finish, so
 node_exporter's textfile collector (or anything that reads a file) can scrape it:
 
     newsflow_ingest_pages_total            pages sent to Kafka
@@ -11,6 +11,7 @@ node_exporter's textfile collector (or anything that reads a file) can scrape it
     newsflow_fetch_errors_total{reason}    failed fetches by reason
     newsflow_feed_failures{feed}           consecutive failures of each feed
     newsflow_feed_lag_seconds{feed}        time since the feed was last read successfully
+    newsflow_feed_pending{feed}            articles waiting to be tried again (timeouts, 5xx)
 """
 
 from __future__ import annotations
@@ -92,6 +93,12 @@ def render(
             "gauge",
             "Seconds since the feed was last read successfully.",
             lag,
+        ),
+        _family(
+            "newsflow_feed_pending",
+            "gauge",
+            "Articles of each feed waiting to be tried again after a passing failure.",
+            _by("feed", {h.url: len(h.pending) for h in feeds}),
         ),
     ]
     return "\n".join(families) + "\n"

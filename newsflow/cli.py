@@ -379,6 +379,8 @@ def ingest_status_cmd(ctx: Context) -> None:
             f"{h.url}\n    last success {h.last_success or '-'}; {h.items_seen_total} items; "
             f"next poll {h.next_poll_at or 'now'}; {state}"
         )
+        for p in h.pending:
+            click.echo(f"    pending ({p.attempts} attempt(s)): {p.url}: {p.last_error}")
 
 
 # -- dead letters ------------------------------------------------------------------------
@@ -434,7 +436,14 @@ def deadletter_replay(ctx: Context, stage: str, dry_run: bool) -> None:
 
 
 def main() -> None:
-    cli(auto_envvar_prefix=None)
+    from newsflow.topics import TopicMismatch
+
+    try:
+        cli(auto_envvar_prefix=None)
+    except TopicMismatch as err:
+        # A setup problem with a remedy, not a crash: the message says what to do.
+        click.secho(f"Error: {err}", err=True, fg="red")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import click
 from deploy.stack import Stack
 from ingest.canon import canonicalize
 from newsflow import search
-from newsflow.demo.sites import EXPECTED, DemoServer, article_urls, url
+from newsflow.demo.sites import EXPECTED, DemoServer, article_urls, listings, url
 from newsflow.records import article_id
 from newsflow.settings import Settings, StackSettings
 
@@ -131,14 +131,7 @@ def _fetch_and_produce(settings: Settings, server: DemoServer, others: list[str]
     from ingest.monitor import fetch_urls, run_monitor
     from ingest.sources import SourcesFile, SourceSpec
 
-    listings = {"rss": "feeds", "atom": "feeds", "news-sitemap": "sitemaps"}
-    specs = []
-    for site in {p.site for p in EXPECTED.pages}:
-        found: dict[str, list[str]] = {"feeds": [], "sitemaps": []}
-        for p in EXPECTED.pages:
-            if p.site == site and p.kind in listings:
-                found[listings[p.kind]].append(url(server, site, p.path))
-        specs.append(SourceSpec(name=site, **found))
+    specs = [SourceSpec(name=key, **found) for key, found in listings(server).items()]
     with tempfile.TemporaryDirectory(prefix="newsflow-demo-") as tmp:
         ingest_settings = settings.model_copy(update={"state_dir": Path(tmp)})
         fed = asyncio.run(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from ingest.jobs import IngestStats
 from ingest.metrics import render
-from ingest.schedule import FeedHealth
+from ingest.schedule import FeedHealth, Pending
 
 NOW = datetime(2026, 3, 9, 12, tzinfo=UTC)
 
@@ -22,7 +22,11 @@ def test_render_counts_skips_requests_and_feed_lag() -> None:
     fetch = {"requests": {"a.example:443": 9, "b.example:443": 4}, "errors": {"timeout": 1}}
     feeds = [
         FeedHealth(url="https://a.example/feed", last_success=NOW - timedelta(minutes=5)),
-        FeedHealth(url='https://b.example/"odd"', consecutive_failures=3),
+        FeedHealth(
+            url='https://b.example/"odd"',
+            consecutive_failures=3,
+            pending=(Pending(url="https://b.example/1", last_error="timeout: ReadTimeout"),),
+        ),
     ]
     text = render(stats, fetch, feeds, NOW)
     lines = set(text.splitlines())
@@ -33,6 +37,8 @@ def test_render_counts_skips_requests_and_feed_lag() -> None:
     assert 'newsflow_fetch_errors_total{reason="timeout"} 1' in lines
     assert 'newsflow_feed_lag_seconds{feed="https://a.example/feed"} 300' in lines
     assert 'newsflow_feed_failures{feed="https://b.example/\\"odd\\""} 3' in lines
+    assert 'newsflow_feed_pending{feed="https://b.example/\\"odd\\""} 1' in lines
+    assert 'newsflow_feed_pending{feed="https://a.example/feed"} 0' in lines
     # A feed never read has no lag sample rather than a made-up one.
     assert not any(line.startswith('newsflow_feed_lag_seconds{feed="https://b') for line in lines)
     # Every sample belongs to a declared family.

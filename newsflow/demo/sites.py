@@ -49,6 +49,7 @@ __all__ = [
     "Publishing",
     "Request",
     "article_urls",
+    "listings",
     "render",
     "site",
     "url",
@@ -71,3 +72,21 @@ def article_urls(server: DemoServer, *, plain_text: bool = False) -> list[str]:
             if a.plain_text_path and a.site in server.site_keys
         ]
     return urls
+
+
+LISTING_KINDS = {"rss": "feeds", "atom": "feeds", "news-sitemap": "sitemaps", "sitemap": "sitemaps"}
+
+
+def listings(
+    server: DemoServer, kinds: tuple[str, ...] = ("rss", "atom", "news-sitemap")
+) -> dict[str, dict[str, list[str]]]:
+    """What a sources file would declare for the served sites: per site key, its
+    ``feeds`` and ``sitemaps`` URLs of the given page kinds (see ``EXPECTED.pages``)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for key in server.site_keys:
+        found: dict[str, list[str]] = {"feeds": [], "sitemaps": []}
+        for p in EXPECTED.pages:
+            if p.site == key and p.kind in kinds:
+                found[LISTING_KINDS[p.kind]].append(url(server, key, p.path))
+        out[key] = found
+    return out
