@@ -61,12 +61,24 @@ class PageSink:
         self.stats.pages += 1
         self.stats.bytes += len(page.body)
 
-    def skip(self, where: str, offset: int, url: str | None, reason: str, detail: str) -> None:
+    def skip(
+        self,
+        where: str,
+        offset: int,
+        url: str | None,
+        reason: str,
+        detail: str,
+        *,
+        transient: bool = False,
+    ) -> None:
+        """Count a page that cannot be ingested and, unless routine, dead-letter it.
+        ``transient``: the cause may pass (a timeout), so a later try may succeed."""
         self.stats.skipped[reason] += 1
         if reason in ROUTINE_SKIPS:
             return
         log.warning("skipped %s@%d (%s): %s: %s", where, offset, url, reason, detail)
-        error = deadletter.PermanentError(f"{reason}: {detail} ({where}@{offset})")
+        kind = deadletter.TransientError if transient else deadletter.PermanentError
+        error = kind(f"{reason}: {detail} ({where}@{offset})")
         # Not replayable to a topic (it never was a message): the origin names the file.
         origin = deadletter.Origin(topic="", partition=-1, offset=offset)
         headers = deadletter.failure_headers("ingest", error, origin, url=url)

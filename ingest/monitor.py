@@ -222,7 +222,7 @@ class Monitor:
             attempts = (earlier.attempts if earlier else 0) + 1
             if attempts >= self.policy.link_attempts:
                 detail = f"{error.detail} (gave up after {attempts} polls)"
-                self.sink.skip(ref, -1, link.url, error.reason, detail)
+                self.sink.skip(ref, -1, link.url, error.reason, detail, transient=True)
                 continue
             log.info("will try %s again at the next poll: %s", link.url, error.reason)
             out.append(
@@ -393,7 +393,7 @@ async def fetch_urls(
                     # One pass over a list: nothing comes back for what failed, so it is
                     # a dead letter now (replayable with the list, minus what is seen).
                     for link, error in done.transient:
-                        sink.skip(ref, -1, link.url, error.reason, error.detail)
+                        sink.skip(ref, -1, link.url, error.reason, error.detail, transient=True)
                     progress(len(chunk))
         finally:
             sink.close()

@@ -24,7 +24,8 @@ class PageProducer:
             bootstrap_servers=bootstrap,
             acks="all",
             enable_idempotence=True,
-            compression_type="gzip",
+            # zstd: 9x gzip-9's speed on news HTML, and smaller (bench/ingest_throughput.py).
+            compression_type="zstd",
             linger_ms=20,
             max_request_size=MAX_REQUEST_BYTES,
             client_id="newsflow-ingest",

@@ -235,5 +235,7 @@ def test_real_feeds_over_http_reach_kafka_once_politely(
     ]
     gave_up = [d for d in letters if d["newsflow-dlq-url"] == staged.hanging]
     assert len(gave_up) == 1 and "gave up after 2 polls" in gave_up[0]["newsflow-dlq-error"]
+    assert gave_up[0]["newsflow-dlq-permanent"] == "0"  # a timeout may pass
+    assert all(d["newsflow-dlq-permanent"] == "1" for d in letters if d is not gave_up[0])
     health = HealthStore(tmp_path / "feeds.json")
     assert not any(health.get(feed_url(n)).pending for n in FEEDS)
