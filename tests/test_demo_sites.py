@@ -403,3 +403,73 @@ def test_an_edit_must_apply_to_the_original() -> None:
         Edits(replace=(("Two", "2"),), drop=(0,), insert_after={1: "New."}),
         "test/copy",
     ) == ("2.", "New.", "Three.")
+
+
+# -- validators and live publishing --------------------------------------------------------
+
+
+def get(address: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(address, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except HTTPError as error:
+        with error:
+            return error.code, dict(error.headers), error.read()
+
+
+def test_conditional_gets_are_answered_304(server: DemoServer) -> None:
+    feed = url(server, "ledger", site("ledger").config.atom or "")
+    status, headers, body = get(feed)
+    assert status == 200 and body
+    etag, modified = headers["ETag"], headers["Last-Modified"]
+    newest = max(a.published for a in site("ledger").articles)
+    assert parsedate_to_datetime(modified) == newest.replace(microsecond=0)
+    assert get(feed, {"If-None-Match": etag})[:3:2] == (304, b"")
+    assert get(feed, {"If-None-Match": f'"other", W/{etag}'})[0] == 304
+    assert get(feed, {"If-Modified-Since": modified})[0] == 304
+    # If-None-Match decides when both are sent (RFC 9110): a stale tag means a full answer.
+    assert get(feed, {"If-None-Match": '"stale"', "If-Modified-Since": modified})[0] == 200
+    assert get(feed, {"If-Modified-Since": "Mon, 02 Mar 2026 00:00:00 GMT"})[0] == 200
+    assert get(feed, {"If-Modified-Since": "not a date"})[0] == 200
+    page = article_urls(server)[0]
+    page_status, page_headers, _ = get(page)
+    assert page_status == 200 and "Last-Modified" not in page_headers
+    assert get(page, {"If-None-Match": page_headers["ETag"]})[0] == 304
+    conditional = [r for r in server.requests if r.conditional]
+    assert {r.status for r in conditional} == {200, 304}
+
+
+def test_live_sites_publish_one_article_at_a_time() -> None:
+    import time
+
+    from ingest.feeds import Feed, parse_feed
+    from newsflow.demo.sites import Publishing
+
+    with DemoServer(sites=["ledger"], publishing=Publishing(every=0.4, initial=3)) as live:
+        newsroom = live.newsroom
+        assert newsroom is not None
+        feed_url = url(live, "ledger", site("ledger").config.atom or "")
+        schedule = newsroom.schedule()
+        assert len(schedule) == len(site("ledger").articles) - 3
+        first_path, first_at = schedule[0][1], schedule[0][2]
+
+        def entries() -> list[str]:
+            feed = parse_feed(get(feed_url)[2], feed_url, "application/atom+xml")
+            assert isinstance(feed, Feed)
+            return [e.url for e in feed.entries]
+
+        at_start = entries()
+        assert len(at_start) == 3
+        # The oldest three: published in the order they were written.
+        oldest = sorted(site("ledger").articles, key=lambda a: a.published)[:3]
+        assert set(at_start) == {url(live, "ledger", a.path) for a in oldest}
+        assert get(url(live, "ledger", first_path))[0] == 404  # not published yet
+        time.sleep(max(0.0, (first_at - datetime.now(first_at.tzinfo)).total_seconds()) + 0.3)
+        now_listed = entries()
+        assert now_listed[0] == url(live, "ledger", first_path)  # newest first
+        assert len(now_listed) >= 4
+        status, _, body = get(url(live, "ledger", first_path))
+        assert status == 200
+        # Dated when released, in the page as in the feed.
+        assert first_at.isoformat().encode() in body

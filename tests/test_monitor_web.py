@@ -239,3 +239,46 @@ def test_real_feeds_over_http_reach_kafka_once_politely(
     assert all(d["newsflow-dlq-permanent"] == "1" for d in letters if d is not gave_up[0])
     health = HealthStore(tmp_path / "feeds.json")
     assert not any(health.get(feed_url(n)).pending for n in FEEDS)
+
+
+def test_url_lists_fetch_each_once_and_dead_letter_the_rest(
+    pipeline_settings: Settings, real_pages: list[bytes]
+) -> None:
+    from ingest.monitor import fetch_urls
+
+    s = pipeline_settings
+    web = webrig.Web()
+    try:
+        base = f"http://127.0.0.1:{web.port}"
+        good = [f"{base}/news/{i}" for i in range(3)]
+        for i, address in enumerate(good):
+            web.add(address, webrig.document(real_pages[i], "text/html"))
+        gone, busy = f"{base}/gone", f"{base}/busy"
+        web.add(gone, webrig.status(404))
+        web.add(busy, webrig.status(503, {"Retry-After": "86400"}))  # beyond what we wait
+        listed = [*good, good[0] + "?utm_source=x", gone, busy]
+
+        first = asyncio.run(fetch_urls(s, listed, ref="list.txt", allow_private=True))
+        assert first.pages == 3 and first.skipped == {"http-404": 1, "http-5xx-exhausted": 1}
+        letters = {
+            d["newsflow-dlq-url"]: d
+            for d in (
+                {k: v.decode() for k, v in m.headers}
+                for m in read_topic(s, Topics.from_settings(s).deadletter("ingest"))
+            )
+        }
+        assert set(letters) == {gone, busy}
+        assert letters[gone]["newsflow-dlq-permanent"] == "1"
+        assert letters[busy]["newsflow-dlq-permanent"] == "0"  # worth another try later
+
+        # The same list again: what Kafka has is not fetched again; the failures are.
+        before = len(web.hits)
+        second = asyncio.run(fetch_urls(s, listed, ref="list.txt", allow_private=True))
+        again = sorted(h.path for h in web.hits[before:] if h.path != "/robots.txt")
+        assert again == ["/busy", "/gone"]
+        assert (second.pages, second.already_seen) == (0, 0)
+        pages = [decode(RawPage, m.value) for m in read_topic(s, Topics.from_settings(s).pages)]
+        assert sorted(p.url for p in pages) == sorted(good)
+        assert all(p.source.kind == SourceKind.URLS and p.source.ref == "list.txt" for p in pages)
+    finally:
+        web.close()

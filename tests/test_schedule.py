@@ -13,6 +13,7 @@ from ingest.schedule import (
     DEFAULT_POLICY,
     FeedHealth,
     Observation,
+    Pending,
     PollPolicy,
     cache_lifetime,
     is_due,
@@ -20,6 +21,7 @@ from ingest.schedule import (
     update_after_failure,
     update_after_not_modified,
     update_after_success,
+    with_pending,
 )
 
 NOW = datetime(2026, 3, 13, 12, 0, tzinfo=UTC)
@@ -291,3 +293,24 @@ def test_policy_bounds_must_be_in_order() -> None:
     with pytest.raises(ValueError, match="min_interval"):
         PollPolicy(min_interval=600, max_interval=60)
     assert DEFAULT_POLICY.min_interval == 60 and DEFAULT_POLICY.max_interval == 6 * 3600
+
+
+def test_pending_articles_bring_the_next_poll_closer_but_not_under_the_minimum() -> None:
+    policy = PollPolicy(jitter=0.0, retry_interval=600.0, min_interval=60.0)
+    quiet = update_after_success(polled(timedelta(hours=2), [3, 0, 0]), 0, now=NOW, policy=policy)
+    assert quiet.next_poll_at is not None and quiet.next_poll_at > NOW + timedelta(hours=1)
+    waiting = (Pending(url="https://news.example/a", last_error="timeout: ReadTimeout"),)
+
+    sooner = with_pending(quiet, waiting, NOW, policy)
+    assert sooner.pending == waiting
+    assert sooner.next_poll_at == NOW + timedelta(seconds=600)
+    # Nothing pending: the schedule is left alone.
+    assert with_pending(quiet, (), NOW, policy).next_poll_at == quiet.next_poll_at
+    # A poll already due sooner is not pushed back.
+    busy = quiet.model_copy(update={"next_poll_at": NOW + timedelta(seconds=90)})
+    assert with_pending(busy, waiting, NOW, policy).next_poll_at == busy.next_poll_at
+    # The retry interval never undercuts the minimum interval.
+    strict = PollPolicy(jitter=0.0, retry_interval=10.0, min_interval=300.0)
+    assert with_pending(quiet, waiting, NOW, strict).next_poll_at == NOW + timedelta(seconds=300)
+    # Pending articles survive a restart with the rest of the health.
+    assert FeedHealth.model_validate_json(sooner.model_dump_json()) == sooner
