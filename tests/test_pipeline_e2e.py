@@ -181,3 +181,54 @@ def _check_dead_letters_and_filtered(s: Settings, topics: Topics, filtered: set[
         assert headers["newsflow-dlq-error-class"] == b"DecodeError"
     seen = {decode(Filtered, m.value).article_id for m in read_topic(s, topics.filtered)}
     assert seen == filtered
+
+
+@pytest.mark.skipif(
+    os.environ.get("NEWSFLOW_REBALANCE_TEST") != "1",
+    reason="reproduces an open problem (a page lost now and then when workers join and "
+    "leave; see the P3 closing note); run with NEWSFLOW_REBALANCE_TEST=1",
+)
+@pytest.mark.timeout(900)
+def test_no_page_is_lost_when_workers_join_and_leave(
+    pipeline_settings: Settings, es: Any, tmp_path: Path
+) -> None:
+    """Scaling out and in while pages keep arriving: a second worker joins the group
+    (partitions and their tables move to it) and leaves again (they move back). Every
+    page should still end as an indexed article or a filtered page, each article once."""
+    import threading
+
+    s = pipeline_settings
+    topics = Topics.from_settings(s)
+    pages = fundus_pages(65)
+    options = PipelineOptions()
+    filtered = {p.article_id for p in pages if isinstance(extract(p, options), Filtered)}
+    expected = {p.article_id for p in pages} - filtered
+    first = pipeline_worker(s, tmp_path / "first.log")
+    second = pipeline_worker(s, tmp_path / "second.log")
+    first.start(NEWSFLOW_STATE_DIR=str(tmp_path / "state-first"))
+
+    def trickle() -> None:  # pages keep coming while the group changes
+        with PageProducer(s.kafka_bootstrap, topics.pages) as producer:
+            for page in pages:
+                producer.send(page)
+                producer.flush()
+                time.sleep(1.0)
+
+    feeder = threading.Thread(target=trickle, daemon=True)
+    feeder.start()
+    index = alias(s.topic_prefix)
+    try:
+        _wait_for(es, index, expected, first, 5, 300)
+        second.start(NEWSFLOW_STATE_DIR=str(tmp_path / "state-second"))
+        _wait_for(es, index, expected, first, len(expected) // 2, 300)
+        second.stop()  # SIGTERM: a clean leave, its partitions go back to the first
+        feeder.join(timeout=120)
+        _wait_for(es, index, expected, first, len(expected), 400)
+    finally:
+        first.stop()
+        second.stop()
+    es.indices.refresh(index=index)
+    docs = es.search(index=index, size=500, query={"match_all": {}})["hits"]["hits"]
+    assert sorted(d["_id"] for d in docs) == sorted(expected)
+    seen = {decode(Filtered, m.value).article_id for m in read_topic(s, topics.filtered)}
+    assert seen == filtered
