@@ -44,6 +44,12 @@ def cli_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def newsflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a process of its own, run to the end."""
+    argv = [sys.executable, "-m", "newsflow.cli", *args]
+    return subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
 def pages_on_kafka(settings: Settings) -> list[RawPage]:
     topic = Topics.from_settings(settings).pages
     return [decode(RawPage, m.value) for m in read_topic(settings, topic)]
@@ -121,28 +127,14 @@ def test_ingest_feeds_follows_publishing_sites_and_stops_cleanly(
 
         # A restart: the schedule and the seen store hold, nothing is fetched again.
         before = len(server.requests)
-        again = subprocess.run(
-            [*argv, "--sources", str(sources), "--once"],
-            env=cli_env(s),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        again = newsflow(cli_env(s), *argv[3:], "--sources", str(sources), "--once")
         assert again.returncode == 0, again.stderr
         later = server.requests[before:]
         assert not [r for r in later if (r.site, r.path) in every_article]
         assert all(r.status == 304 for r in later if (r.site, r.path) in feed_paths)
         assert len(pages_on_kafka(s)) == len(urls)
 
-    status = subprocess.run(
-        [sys.executable, "-m", "newsflow.cli", "ingest", "status"],
-        env=cli_env(s),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    status = newsflow(cli_env(s), "ingest", "status")
     assert status.returncode == 0, status.stderr
     for f in found.values():
         for u in f["feeds"]:
@@ -157,23 +149,7 @@ def test_topics_of_another_shape_are_a_clear_error_not_a_traceback(
     sources.write_text(yaml.safe_dump({"sources": [{"name": "x", "feeds": ["http://x.test/"]}]}))
     env = cli_env(pipeline_settings)
     env["NEWSFLOW_TOPIC_PARTITIONS"] = str(pipeline_settings.topic_partitions + 2)
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "newsflow.cli",
-            "ingest",
-            "feeds",
-            "--once",
-            "--sources",
-            str(sources),
-        ],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = newsflow(env, "ingest", "feeds", "--once", "--sources", str(sources))
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     assert "wrong partition count" in run.stderr and "NEWSFLOW_TOPIC_PREFIX" in run.stderr
