@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ingest import schedule
 from ingest.canon import canonicalize, site_of
@@ -156,6 +157,7 @@ class Monitor:
         )
         now = datetime.now(UTC)
         listing: Feed | Sitemap | None = None
+        hints: dict[str, Any] = {}  # what a full, readable answer says about the next poll
         if isinstance(got, FetchError):
             health = schedule.update_after_failure(
                 health,
@@ -176,6 +178,12 @@ class Monitor:
             )
             if isinstance(parsed, Feed | Sitemap):
                 listing = parsed
+                feed = parsed if isinstance(parsed, Feed) else None
+                hints = {
+                    **_validators(got),
+                    "ttl_seconds": feed.ttl_seconds if feed else None,
+                    "update_period_seconds": feed.update_period_seconds if feed else None,
+                }
             else:
                 health = schedule.update_after_failure(
                     health, f"{parsed.reason}: {parsed.detail}", now, policy=self.policy
@@ -193,17 +201,9 @@ class Monitor:
         kind_of = SourceKind.FEED if kind == "feed" else SourceKind.SITEMAP
         fetched = await self.fetch_new([*listed, *retries], kind_of, url)
         if listing is not None:
-            assert not isinstance(got, FetchError)
-            feed = listing if isinstance(listing, Feed) else None
             new = len((fetched.fresh & listed_keys) - pending.keys())
             health = schedule.update_after_success(
-                health,
-                new,
-                now=now,
-                policy=self.policy,
-                **_validators(got),
-                ttl_seconds=feed.ttl_seconds if feed else None,
-                update_period_seconds=feed.update_period_seconds if feed else None,
+                health, new, now=now, policy=self.policy, **hints
             )
         still = self._still_pending(fetched.transient, pending, url)
         self.health.put(schedule.with_pending(health, still, now, self.policy))
