@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from newsflow import logs
 from newsflow.settings import Settings, StackSettings, describe
 
+if TYPE_CHECKING:
+    from newsflow.audit import AuditReport
+
 
 class Context:
-    def __init__(self, settings: Settings, stack_settings: StackSettings) -> None:
+    def __init__(
+        self, settings: Settings, stack_settings: StackSettings, verbosity: int = 0
+    ) -> None:
         self.settings = settings
         self.stack_settings = stack_settings
+        self.verbosity = verbosity
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -80,7 +86,7 @@ def cli(
     logs.configure(-1 if quiet else verbose)
     overrides: dict[str, Any] = {"kafka_bootstrap": kafka, "elasticsearch_url": elasticsearch}
     settings = Settings(**{k: v for k, v in overrides.items() if v})
-    ctx.obj = Context(settings, StackSettings())
+    ctx.obj = Context(settings, StackSettings(), -1 if quiet else verbose)
 
 
 @cli.command("settings")
@@ -433,6 +439,103 @@ def deadletter_replay(ctx: Context, stage: str, dry_run: bool) -> None:
     group = f"{ctx.settings.topic_prefix}-replay-{stage}"
     n = replay(ctx.settings.kafka_bootstrap, topic, group, dry_run=dry_run)
     click.echo(f"{'would replay' if dry_run else 'replayed'} {n} dead letter(s) from {topic}")
+
+
+# -- audit -------------------------------------------------------------------------------
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    from newsflow.audit import parse_since
+    from newsflow.records import utcnow
+
+    try:
+        return None if value is None else parse_since(value, utcnow())
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+
+
+@cli.command("audit")
+@click.option(
+    "--since",
+    callback=_since,
+    metavar="DURATION|TIME",
+    help="Only pages written since then: 30m, 2h, 1d, or an ISO time (UTC unless it says).",
+)
+@click.option("--partition", type=click.IntRange(min=0), help="Only this partition of the pages.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (counts and lists).")
+@click.option("--repair", is_flag=True, help="Send every missing page again to the pages topic.")
+@click.option("--dry-run", is_flag=True, help="With --repair: only say what would be sent.")
+@pass_ctx
+def audit_cmd(
+    ctx: Context, since: Any, partition: int | None, as_json: bool, repair: bool, dry_run: bool
+) -> None:
+    """Check that every page on the pages topic had exactly one outcome.
+
+    \b
+    Each page is counted as one of:
+      indexed        a document in Elasticsearch (duplicates are indexed too, marked);
+                     "superseded": the URL was sent again and a later copy rewrote it
+      filtered       on the filtered topic: not an article, with the reason
+      dead-lettered  on a stage's dead-letter topic (clean, stories, enrich, index)
+      pending        not processed yet (the pipeline has not got to it): not a loss
+      repaired       lost, and sent again by --repair: its copy is counted instead
+      missing        processed by the pipeline, yet no outcome: LOST
+      conflicting    outcomes of two kinds (indexed and dead-lettered, say)
+    "repeated" counts pages whose outcome was written twice (delivery into Kafka is at
+    least once): not a failure.
+
+    --repair sends every missing page again (same key, value and headers, plus one header
+    naming the lost page, so the next audit counts it as repaired and never resends it).
+
+    \b
+    Exit codes: 0 nothing missing or conflicting; 1 some page missing or conflicting;
+    2 the audit could not be made (Kafka or Elasticsearch unreachable, no such topic).
+    Reads NEWSFLOW_KAFKA_BOOTSTRAP, NEWSFLOW_ELASTICSEARCH_URL, NEWSFLOW_TOPIC_PREFIX.
+    """
+    import json
+    import logging
+
+    from newsflow import audit, audit_io
+
+    if dry_run and not repair:
+        raise click.UsageError("--dry-run goes with --repair")
+    if ctx.verbosity < 1:  # an unreachable node is said in one line, not the client's retries
+        logging.getLogger("elastic_transport").setLevel(logging.ERROR)
+
+    def progress(line: str) -> None:
+        click.echo(line, err=True)
+
+    try:
+        report = audit.run(ctx.settings, since=since, partition=partition, progress=progress)
+        resent = _repair(ctx.settings, report, dry_run) if repair else None
+    except audit_io.AuditError as err:
+        click.secho(f"error: {err}", fg="red", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps({**report.to_json(), "repair": resent}))
+    else:
+        click.echo(report.summary())
+        if resent is not None:
+            verb = "would send" if dry_run else "sent"
+            click.echo(f"{verb} {resent['count']} missing page(s) again to {report.topic}")
+            click.echo("".join(f"  {where}\n" for where in resent["pages"]), nl=False)
+            if resent["unreadable"]:
+                click.echo(f"{resent['unreadable']} missing page(s) no longer on the topic")
+    sys.exit(0 if report.ok else 1)
+
+
+def _repair(settings: Settings, report: AuditReport, dry_run: bool) -> dict[str, Any]:
+    from newsflow import audit_io
+
+    lost = audit_io.lost_pages(settings, report.missing) if report.missing else []
+    count = len(lost) if dry_run or not lost else audit_io.resend(settings, lost)
+    pages = [f"{report.topic}[{p.partition}]@{p.offset}" for p in lost]
+    return {
+        "dry_run": dry_run,
+        "count": count,
+        "pages": pages,
+        "unreadable": len(report.missing) - len(lost),
+    }
 
 
 def main() -> None:

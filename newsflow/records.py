@@ -110,6 +110,15 @@ class RawPage(Record):
         return article_id(self.canonical_url)
 
 
+class PageOrigin(Record):
+    """Where a page was read on the pages topic. Every output of the pipeline carries it, so
+    ``newsflow audit`` can tell which page each outcome came from (an article_id alone
+    cannot: the same URL may be sent twice)."""
+
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+
+
 class Entity(Record):
     text: str = Field(description="normalised name, e.g. 'Vladimir Putin', 'Financial Times'")
     label: str = Field(description="spaCy label: PERSON, ORG, GPE, LOC, NORP, EVENT, ...")
@@ -152,6 +161,7 @@ class Article(Record):
     duplicate_of: str | None = Field(None, description="article_id of the exact/near original")
     duplicate_kind: Literal["exact", "near"] | None = None
     source: Source
+    origin: PageOrigin | None = Field(None, description="the page it was cleaned from")
 
     @property
     def text(self) -> str:
@@ -176,6 +186,7 @@ class Filtered(Record):
     detail: str
     fetched_at: AwareDatetime
     source: Source
+    origin: PageOrigin | None = Field(None, description="the page it was read from")
 
 
 class DeadLetter(Record):

@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     feed_initial_interval: float = Field(
         900.0, gt=0, description="Seconds between polls of a new feed, until its rate is known"
     )
+    sweep_interval: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds between sweeps of expired entries from a worker's dedup tables",
+    )
+    head_grace: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a partition's next offset may sit unprocessed while its agent "
+        "is idle before the worker seeks back to it (a safety net: each one is logged)",
+    )
     state_dir: Path = Field(
         Path(".newsflow-state"),
         description="Local state of workers: Faust's RocksDB tables (rebuilt from Kafka if lost)",

@@ -3,21 +3,20 @@
     pages     --clean-->   articles   (tables: site-stories, boilerplate; key: site)
     articles  --stories--> clustered  (table: stories; one partition, global)
     clustered --enrich-->  enriched   (spaCy, batched)
-    enriched  --index-->   Elasticsearch (bulk, acknowledged before the offsets commit)
+    enriched  --index-->   Elasticsearch (bulk)
 
-Agents read raw bytes and decode them themselves, so a message that does not decode is a
-value routed to the stage's dead-letter topic, not an exception inside Faust. No agent
-body raises: Faust acknowledges the events of a failed batch when the body raises, which
-would lose them. Offsets are committed only for events acknowledged after their results
-were sent on (or, for index, after Elasticsearch acknowledged the write).
+Delivery is at least once, into Kafka and into Elasticsearch, with idempotent ids. An
+agent tells the app a message is done (``PipelineApp.done``) only after what it produced
+was acknowledged: every record it sent by Kafka (awaited, and sent again while Kafka
+cannot take it), or the documents by Elasticsearch; what it could not process was
+delivered to its dead-letter topic. Only then may the message's offset be committed
+(processors.faust_overrides owns how, and every other change to Faust's behaviour).
 
-One guard against Faust itself (``_App``): its stream skips, and still acknowledges,
-messages fetched before a rebalance or while flow control is suspended (rebalancing,
-recovering tables). An acknowledged offset can be committed although the message was
-never processed. So on the pipeline's topics only messages an agent was handed are
-acknowledged; the others are fetched again (at least once; every stage is idempotent by
-article id). This closes one path to a lost page; pages were still lost in rebalances
-(see the P3 closing note), so it is not the only one.
+Agents read raw bytes and decode them themselves, so a message that does not decode is
+a value routed to the stage's dead-letter topic, not an exception inside Faust. No agent
+body raises on bad input; what is not about one message (spaCy's model cannot load, a
+dead letter Kafka refuses) stops the worker with the reason instead, before anything is
+acknowledged.
 """
 
 from __future__ import annotations
@@ -25,61 +24,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar, cast
-from weakref import WeakSet
 
-import faust
 from elasticsearch import AsyncElasticsearch
-from mode.utils.futures import notify
 
 from newsflow import deadletter
-from newsflow.records import Article, DecodeError, EnrichedArticle, Filtered, RawPage, decode
+from newsflow.records import (
+    Article,
+    DecodeError,
+    EnrichedArticle,
+    Filtered,
+    PageOrigin,
+    RawPage,
+    decode,
+)
 from newsflow.settings import Settings
 from newsflow.topics import MAX_MESSAGE_BYTES, Topics
-from processors import index, stages, stories
+from processors import faust_overrides, index, stages, sweep
 from processors.entities import Tagger
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-SWEEP_SECONDS = 3600.0
-
-
-class _App(faust.App):
-    """faust.App whose consumer acknowledges, on the pipeline's topics, only messages an
-    agent was handed (see the module docstring)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.guarded_topics: set[str] = set()
-        self.received: WeakSet[Any] = WeakSet()  # messages handed to an agent, not yet acked
-
-    def _new_consumer(self) -> Any:
-        consumer: Any = super()._new_consumer()
-        ack = consumer.ack
-
-        def ack_if_processed(message: Any) -> bool:
-            if message.topic not in self.guarded_topics or message in self.received:
-                self.received.discard(message)
-                return bool(ack(message))
-            # Skipped by Faust's stream, never processed: its offset must not be committed
-            # (it is fetched again after the seek to the committed offset). But it is no
-            # longer waited for either, or a rebalance would wait for it forever.
-            message.acked = True
-            consumer._unacked_messages.discard(message)
-            notify(consumer._waiting_for_ack)
-            log.warning(
-                "not acknowledging %s[%d]@%d: skipped by the stream (rebalance), fetched again",
-                message.topic,
-                message.partition,
-                message.offset,
-            )
-            return False
-
-        consumer.ack = ack_if_processed  # per instance: the class is the transport's
-        return consumer
 
 
 def prepare(settings: Settings) -> None:
@@ -98,8 +66,48 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run the pipeline in this process until SIGTERM or Ctrl-C (a clean stop commits)."""
     from faust.worker import Worker
 
+    datadir = settings.state_dir / "faust"
+    faust_overrides.discard_unclean_state(datadir)
     pipeline = Pipeline(settings)
-    Worker(pipeline.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    worker = Worker(pipeline.app, loglevel=loglevel, quiet=True)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        # Reached after Faust's last commit and producer flush; never after a kill.
+        if worker.crash_reason is None and pipeline.app.changelog_failure is None:
+            faust_overrides.mark_clean_stop(datadir)
+
+
+class FatalError(Exception):
+    """Not about one message: the worker stops with this reason (nothing acknowledged)."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A record an agent produces for one input."""
+
+    topic: Any  # a faust Topic
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] | None = None
+
+
+def _refused_for_good(err: BaseException) -> bool:
+    """Kafka will never take this record (too large, say): retrying cannot help."""
+    from aiokafka.errors import (  # type: ignore[import-untyped]
+        MessageSizeTooLargeError,
+        RecordTooLargeError,
+    )
+
+    cause = err.__cause__ if err.__cause__ is not None else err
+    return isinstance(cause, MessageSizeTooLargeError | RecordTooLargeError)
+
+
+def _transient(err: BaseException) -> bool:
+    """A failure of something outside the message (a timeout, a connection): the dead
+    letter says the message may pass later."""
+    retriable = bool(getattr(err, "retriable", False))
+    return retriable or isinstance(err, TimeoutError | ConnectionError | asyncio.TimeoutError)
 
 
 class Pipeline:
@@ -110,8 +118,9 @@ class Pipeline:
         self.options = options or stages.PipelineOptions()
         (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
         self.topics = Topics.from_settings(settings)
-        self.app = _App(
+        self.app = faust_overrides.PipelineApp(
             f"{settings.topic_prefix}-pipeline",
+            head_grace=settings.head_grace,
             broker=f"kafka://{settings.kafka_bootstrap}",
             store="rocksdb://",
             datadir=str(settings.state_dir / "faust"),
@@ -124,10 +133,7 @@ class Pipeline:
             # widens the window of messages redelivered after a crash.
             broker_commit_every=100,
             broker_commit_interval=1.0,
-            # A crashed worker's partitions move after 15 s instead of Faust's 60 s; and a
-            # restarted worker (spaCy takes longer than that to load) then joins a group
-            # its dead predecessor has already left: one rebalance, not two in a row, the
-            # case in which Faust was seen to skip pages (see the P3 closing note).
+            # A crashed worker's partitions move after 15 s instead of Faust's 60 s.
             broker_session_timeout=15.0,
             broker_heartbeat_interval=3.0,
             producer_max_request_size=MAX_MESSAGE_BYTES,
@@ -178,16 +184,48 @@ class Pipeline:
         other agents keep running while it computes."""
         return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
 
-    async def _dead_letter(
+    async def deliver(self, outgoing: Iterable[Outgoing], max_backoff: float = 30.0) -> None:
+        """Send every record and wait until Kafka has acknowledged each. A failed delivery
+        is sent again, with backoff, for as long as it takes: the input stays
+        unacknowledged meanwhile, so a stopped broker pauses the stage and loses nothing.
+        A record Kafka refuses for good raises PermanentError (its input is dead-lettered)."""
+        pending, delay = list(outgoing), 0.5
+        while pending:
+            results = await asyncio.gather(*map(self._send, pending), return_exceptions=True)
+            failed = []
+            for record, result in zip(pending, results, strict=True):
+                if isinstance(result, BaseException):
+                    if _refused_for_good(result):
+                        raise deadletter.PermanentError(f"Kafka refused a result: {result}")
+                    failed.append((record, result))
+            if failed:
+                log.warning(
+                    "%d of %d deliveries failed (%r); sending again in %.1fs",
+                    len(failed),
+                    len(pending),
+                    failed[0][1],
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_backoff)
+            pending = [record for record, _ in failed]
+
+    async def _send(self, record: Outgoing) -> Any:
+        fut = await record.topic.send(key=record.key, value=record.value, headers=record.headers)
+        return await fut
+
+    def _dead_letter(
         self,
         stage: str,
         event: Any,
         error: BaseException,
         article_id: str | None = None,
         url: str | None = None,
-    ) -> None:
+    ) -> Outgoing:
         msg = event.message
         origin = deadletter.Origin(msg.topic, msg.partition, msg.offset, list(msg.headers or []))
+        if _transient(error) and not isinstance(error, deadletter.PipelineError):
+            error = deadletter.TransientError(f"{type(error).__name__}: {error}")
         headers = deadletter.failure_headers(stage, error, origin, article_id=article_id, url=url)
         log.warning(
             "%s: %s[%d]@%d -> dead letter: %s: %s (article %s, %s)",
@@ -200,110 +238,137 @@ class Pipeline:
             article_id,
             url,
         )
-        await self.dlq[stage].send(key=msg.key, value=msg.value, headers=headers)
+        return Outgoing(self.dlq[stage], msg.key, msg.value, headers)
 
-    async def _guarded(
-        self,
-        stage: str,
-        event: Any,
-        work: Callable[[], Awaitable[None]],
+    async def _process(
+        self, stage: str, event: Any, work: Callable[[], Awaitable[list[Outgoing]]]
     ) -> None:
+        """One message: its results delivered (or its dead letter), then done."""
         try:
-            await work()
+            out = await work()
+            await self.deliver(out)
+        except FatalError:
+            raise
         except Exception as err:  # never let one message stop the agent
-            await self._dead_letter(stage, event, err)
+            await self.deliver([self._dead_letter(stage, event, err)])
+        self.app.done(event.message)
+
+    async def _fatal(self, err: FatalError) -> None:
+        log.critical("stopping the worker: %s", err)
+        await self.app.crash(err)
 
     # -- agents ---------------------------------------------------------------------------
 
     async def _clean(self, stream: Any) -> None:
         async for event in stream.events():
-            self.app.received.add(event.message)
-            await self._guarded("clean", event, partial(self._clean_one, event))
+            self.app.processing(event.message)
+            await self._process("clean", event, partial(self._clean_one, event))
+            await self._maybe_sweep_sites(event.message.partition)
 
-    async def _clean_one(self, event: Any) -> None:
+    async def _clean_one(self, event: Any) -> list[Outgoing]:
         page = decode(RawPage, event.value)
-        found = await self._offload(stages.extract, page, self.options)
+        origin = PageOrigin(partition=event.message.partition, offset=event.message.offset)
+        found = await self._offload(stages.extract, page, self.options, origin)
         if isinstance(found, Filtered):
             log.info("filtered %s (%s): %s", page.url, found.reason, found.detail)
-            await self.filtered.send(key=page.site.encode(), value=found.encode())
-            return
-        partition = event.message.partition
-        stages.note_site(self.site_stories, partition, page.site)
-        self._maybe_sweep_sites(partition)
-        article = stages.deduplicate(page, found, self.site_stories, self.boilerplate, self.options)
-        await self.articles.send(key=page.site.encode(), value=article.encode())
+            return [Outgoing(self.filtered, page.site.encode(), found.encode())]
+        stages.note_site(self.site_stories, event.message.partition, page.site)
+        article = stages.deduplicate(
+            page, found, self.site_stories, self.boilerplate, self.options, origin
+        )
+        return [Outgoing(self.articles, page.site.encode(), article.encode())]
 
     async def _stories(self, stream: Any) -> None:
         async for event in stream.events():
-            self.app.received.add(event.message)
-            await self._guarded("stories", event, partial(self._stories_one, event))
+            self.app.processing(event.message)
+            await self._process("stories", event, partial(self._stories_one, event))
+            await self._maybe_sweep_stories()
 
-    async def _stories_one(self, event: Any) -> None:
-        self._maybe_sweep()
+    async def _stories_one(self, event: Any) -> list[Outgoing]:
         article = stages.cluster(decode(Article, event.value), self.stories, self.options)
         key = article.article_id.encode()
         skipped = stages.skip_enrichment(article)
         if skipped is not None:
-            await self.enriched.send(key=key, value=skipped.encode())
-        else:
-            await self.clustered.send(key=key, value=article.encode())
+            return [Outgoing(self.enriched, key, skipped.encode())]
+        return [Outgoing(self.clustered, key, article.encode())]
 
-    def _maybe_sweep_sites(self, partition: int) -> None:
-        """Once an hour per partition, drop the site tables' expired entries, from inside
-        the agent: Faust writes a table's changelog to the current event's partition."""
+    async def _maybe_sweep_sites(self, partition: int) -> None:
+        """Once an interval per partition, drop the site tables' expired entries, from
+        inside the agent (Faust writes a table's changelog to the current event's
+        partition), after the page is done: a failed sweep is logged, never blamed on it."""
         last = self._last_site_sweep.setdefault(partition, time.monotonic())
-        if time.monotonic() - last < SWEEP_SECONDS:
+        if time.monotonic() - last < self.settings.sweep_interval:
             return
         self._last_site_sweep[partition] = time.monotonic()
-        swept = stages.sweep_sites(
-            self.site_stories, self.boilerplate, partition, time.time(), self.options
-        )
-        log.info("swept %d expired entries of partition %d's sites", swept, partition)
+        try:
+            swept = await sweep.sites(
+                self.site_stories, self.boilerplate, partition, time.time(), self.options
+            )
+            log.info("swept %d expired entries of partition %d's sites", swept, partition)
+        except Exception:
+            log.exception(
+                "sweeping partition %d's site tables failed; tried again later", partition
+            )
 
-    def _maybe_sweep(self) -> None:
-        """Drop expired stories, from inside the agent (see _maybe_sweep_sites); the stories
-        table has one partition, so every key is the current event's."""
-        if time.monotonic() - self._last_sweep < SWEEP_SECONDS:
+    async def _maybe_sweep_stories(self) -> None:
+        """Drop expired stories (see _maybe_sweep_sites); the stories table has one
+        partition, so every key is the current event's."""
+        if time.monotonic() - self._last_sweep < self.settings.sweep_interval:
             return
         self._last_sweep = time.monotonic()
-        swept = stories.sweep(self.stories, time.time(), self.options.stories)
-        log.info("swept %d expired entries from the stories table", swept)
+        try:
+            swept = await sweep.stories_table(self.stories, time.time(), self.options)
+            log.info("swept %d expired entries from the stories table", swept)
+        except Exception:
+            log.exception("sweeping the stories table failed; tried again later")
 
     async def _enrich(self, stream: Any) -> None:
         async for events in stream.noack_take(32, within=0.5):
-            self.app.received.update(e.message for e in events)
-            good = await self._decode_batch("enrich", events, Article)
-            if good:
-                await self._enrich_batch(good)
             for event in events:
+                self.app.processing(event.message)
+            try:
+                await self._enrich_events(events)
+            except FatalError as err:
+                await self._fatal(err)
+                return
+            for event in events:
+                self.app.done(event.message)
                 await stream.ack(event)
 
-    async def _enrich_batch(self, good: list[tuple[Any, Article]]) -> None:
-        try:
-            tagger = await self._offload(self._get_tagger)
-            done = await self._offload(stages.enrich, [a for _, a in good], tagger)
-        except Exception as err:  # a batch failed: find the culprit one by one
-            log.warning("enrich batch of %d failed (%s); retrying singly", len(good), err)
-            for event, article in good:
-                await self._guarded("enrich", event, partial(self._enrich_single, article))
-            return
-        for enriched in done:
-            await self.enriched.send(key=enriched.article_id.encode(), value=enriched.encode())
+    async def _enrich_events(self, events: list[Any]) -> None:
+        good, out = await self._decode_batch("enrich", events, Article)
+        if good:
+            tagger = await self._tagger_or_fatal()
+            try:
+                done = await self._offload(stages.enrich, [a for _, a in good], tagger)
+            except Exception as err:  # a batch failed: find the culprit one by one
+                log.warning("enrich batch of %d failed (%s); retrying singly", len(good), err)
+                for event, article in good:
+                    await self._process(
+                        "enrich", event, partial(self._enrich_single, tagger, article)
+                    )
+                await self.deliver(out)
+                return
+            out += [Outgoing(self.enriched, e.article_id.encode(), e.encode()) for e in done]
+        await self.deliver(out)
 
-    async def _enrich_single(self, article: Article) -> None:
-        tagger = await self._offload(self._get_tagger)
+    async def _enrich_single(self, tagger: Tagger, article: Article) -> list[Outgoing]:
         [enriched] = await self._offload(stages.enrich, [article], tagger)
-        await self.enriched.send(key=enriched.article_id.encode(), value=enriched.encode())
+        return [Outgoing(self.enriched, enriched.article_id.encode(), enriched.encode())]
 
-    def _get_tagger(self) -> Tagger:
+    async def _tagger_or_fatal(self) -> Tagger:
         if self._tagger is None:
-            self._tagger = Tagger()
+            try:
+                self._tagger = await self._offload(Tagger)
+            except Exception as err:
+                raise FatalError(f"spaCy's model could not be loaded: {err}") from err
         return self._tagger
 
     async def _index(self, stream: Any) -> None:
         async for events in stream.noack_take(200, within=1.0):
-            self.app.received.update(e.message for e in events)
-            good = await self._decode_batch("index", events, EnrichedArticle)
+            for event in events:
+                self.app.processing(event.message)
+            good, out = await self._decode_batch("index", events, EnrichedArticle)
             by_id = {a.article_id: e for e, a in good}
             # Retries until Elasticsearch has acknowledged every document, however long.
             refused = await index.write(
@@ -313,10 +378,13 @@ class Pipeline:
                 error = deadletter.PermanentError(
                     f"Elasticsearch refused it ({r.status}): {r.reason}"
                 )
-                await self._dead_letter(
-                    "index", by_id[r.article.article_id], error, r.article.article_id, r.article.url
+                event = by_id[r.article.article_id]
+                out.append(
+                    self._dead_letter("index", event, error, r.article.article_id, r.article.url)
                 )
+            await self.deliver(out)
             for event in events:
+                self.app.done(event.message)
                 await stream.ack(event)
 
     def _get_es(self) -> AsyncElasticsearch:
@@ -326,11 +394,12 @@ class Pipeline:
 
     async def _decode_batch(
         self, stage: str, events: list[Any], cls: type[T]
-    ) -> list[tuple[Any, T]]:
-        good = []
+    ) -> tuple[list[tuple[Any, T]], list[Outgoing]]:
+        """The events that decode, and the dead letters of those that do not."""
+        good, letters = [], []
         for event in events:
             try:
                 good.append((event, decode(cls, event.value)))  # type: ignore[type-var]
             except DecodeError as err:
-                await self._dead_letter(stage, event, err)
-        return good
+                letters.append(self._dead_letter(stage, event, err))
+        return good, letters

@@ -13,12 +13,13 @@ Docker image.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, Elasticsearch
+from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch, TransportError
 
 from newsflow.records import EnrichedArticle, utcnow
 
@@ -83,6 +84,8 @@ def template_body(prefix: str) -> dict[str, Any]:
             }
         },
         "source": {"properties": {"kind": KEYWORD, "ref": KEYWORD}},
+        # Where the page was read on the pages topic: what `newsflow audit` matches.
+        "origin": {"properties": {"partition": {"type": "integer"}, "offset": {"type": "long"}}},
         "entities": {
             "type": "nested",
             "properties": {
@@ -141,7 +144,33 @@ class Rejected:
     reason: str
 
 
+# Answers that can turn into a success later: the node is overloaded (429), restarting or
+# behind a proxy that is (5xx), or too slow this time (408).
 RETRYABLE = {408, 429, 500, 502, 503, 504}
+TOO_LARGE = 413
+# Elasticsearch refuses a request larger than http.max_content_length (100 MB by default)
+# as a whole (413), and answers 429 to one over its indexing pressure limit (10% of the
+# heap: 80 MB on the test stack's 768 MB) every time it is sent. Pages of up to 5 MB of
+# text, 200 to a batch, would go far over both in one request; 20 MB is a quarter of the
+# test stack's pressure limit.
+MAX_REQUEST_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Operation:
+    """One document's bulk lines (action and source), serialised once for every request
+    it is sent in: a retry or a split re-sends the same bytes."""
+
+    article: EnrichedArticle
+    lines: bytes
+
+
+@dataclass(frozen=True)
+class _RefusedWhole:
+    """A bulk request refused as a whole, for a reason that will not pass with time."""
+
+    status: int
+    reason: str
 
 
 async def write(
@@ -150,48 +179,142 @@ async def write(
     articles: Sequence[EnrichedArticle],
     *,
     max_backoff: float = 30.0,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
 ) -> list[Rejected]:
     """Bulk-index ``articles``; returns only what Elasticsearch refused permanently.
 
-    Connection failures, timeouts and 429/5xx answers are retried with backoff for as long
-    as it takes: the caller acknowledges its Kafka messages only after this returns, so a
-    slow or stopped Elasticsearch pauses the pipeline and loses nothing.
+    What can pass later is retried with backoff for as long as it takes: no answer at all
+    (connection refused or reset, timeouts) and 408, 429 and 5xx answers, for the whole
+    request or for single documents. The caller acknowledges its Kafka messages only after
+    this returns, so a slow or stopped Elasticsearch pauses the pipeline and loses nothing.
+
+    What cannot pass as it is never stalls the caller. Requests are cut at
+    ``max_request_bytes``; a request refused as a whole anyway (413 for its size, a 400 for
+    one malformed document) is sent again in halves, down to single documents where it
+    must, so that only the documents refused on their own are returned, with the status
+    and reason, for the caller to dead-letter.
     """
-    pending = {a.article_id: a for a in articles}
-    delay = 0.5
+    latest = {a.article_id: a for a in articles}  # one _id once per batch: the last copy
+    rejected: list[Rejected] = []
+    for request in _requests(prefix, latest.values(), max_request_bytes):
+        rejected += await _settle(es, request, max_backoff)
+    for r in rejected:
+        log.warning(
+            "Elasticsearch refused article %s (%s) for good (%d): %s",
+            r.article.article_id,
+            r.article.url,
+            r.status,
+            r.reason,
+        )
+    return rejected
+
+
+def _lines(prefix: str, article: EnrichedArticle) -> bytes:
+    action = {"index": {"_index": index_for(prefix, article), "_id": article.article_id}}
+    return b"%s\n%s\n" % (_json(action), _json(document(article)))
+
+
+def _json(value: Any) -> bytes:
+    # As the client's own serialiser writes it: compact UTF-8, a stray surrogate passed on
+    # for Elasticsearch to refuse with that one document rather than failing the batch here.
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _requests(
+    prefix: str, articles: Iterable[EnrichedArticle], max_bytes: int
+) -> Iterator[list[_Operation]]:
+    """The articles in order, serialised as they are needed and cut into requests of at
+    most ``max_bytes``, so that a batch is held in memory one request at a time. A document
+    larger than that on its own is sent alone: the node may still take it, and if it does
+    not, only that document is refused."""
+    request: list[_Operation] = []
+    size = 0
+    for article in articles:
+        op = _Operation(article, _lines(prefix, article))
+        if request and size + len(op.lines) > max_bytes:
+            yield request
+            request, size = [], 0
+        request.append(op)
+        size += len(op.lines)
+    if request:
+        yield request
+
+
+async def _settle(
+    es: AsyncElasticsearch, operations: list[_Operation], max_backoff: float
+) -> list[Rejected]:
+    """Send ``operations`` until each is indexed or refused for good; returns the refused."""
+    pending, delay = operations, 0.5
     rejected: list[Rejected] = []
     while pending:
-        pending, refused = await _attempt(es, prefix, pending)
-        rejected.extend(refused)
+        outcome = await _attempt(es, pending)
+        if isinstance(outcome, _RefusedWhole):
+            return rejected + await _split(es, pending, outcome, max_backoff)
+        pending, refused = outcome
+        rejected += refused
         if pending:
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_backoff)
     return rejected
 
 
+async def _split(
+    es: AsyncElasticsearch,
+    operations: list[_Operation],
+    refusal: _RefusedWhole,
+    max_backoff: float,
+) -> list[Rejected]:
+    """A request refused as a whole. A single document is refused for good; more are sent
+    in two halves, each settled on its own: a half under the size limit goes through, and
+    halving again isolates a document that makes any request holding it invalid."""
+    if len(operations) == 1:
+        return [Rejected(operations[0].article, refusal.status, refusal.reason)]
+    log.warning(
+        "Elasticsearch refused a request of %d documents as a whole (%s); sending it in halves",
+        len(operations),
+        refusal.reason[:200],
+    )
+    half = len(operations) // 2
+    first = await _settle(es, operations[:half], max_backoff)
+    return first + await _settle(es, operations[half:], max_backoff)
+
+
 async def _attempt(
-    es: AsyncElasticsearch, prefix: str, pending: dict[str, EnrichedArticle]
-) -> tuple[dict[str, EnrichedArticle], list[Rejected]]:
-    """One bulk request: (what to retry, what was refused for good)."""
-    operations: list[dict[str, Any]] = []
-    for a in pending.values():
-        operations.append({"index": {"_index": index_for(prefix, a), "_id": a.article_id}})
-        operations.append(document(a))
+    es: AsyncElasticsearch, operations: list[_Operation]
+) -> tuple[list[_Operation], list[Rejected]] | _RefusedWhole:
+    """One bulk request: (what to retry, what was refused for good), or the refusal of the
+    request as a whole."""
+    # The client's ndjson serialiser sends bytes lines as they are; its annotation names
+    # only the dict form.
+    lines: Any = [op.lines for op in operations]
     try:
-        resp = await es.bulk(operations=operations)
-    except Exception as err:  # refused, timed out, 5xx for the whole request: retry it all
+        resp = await es.bulk(operations=lines)
+    except ApiError as err:  # an answer, for the whole request
+        if err.status_code in RETRYABLE:
+            log.warning("Elasticsearch answered %s; will retry", err)
+            return operations, []
+        return _RefusedWhole(err.status_code, _whole_reason(err, operations))
+    except TransportError as err:  # no answer: refused, reset, timed out
         log.warning("Elasticsearch unavailable (%s: %s); will retry", type(err).__name__, err)
-        return pending, []
-    retry: dict[str, EnrichedArticle] = {}
+        return operations, []
+    retry: list[_Operation] = []
     refused: list[Rejected] = []
-    for item in resp["items"]:
+    # Items come back in the order of the request.
+    for op, item in zip(operations, resp["items"], strict=True):
         info = item["index"]
-        article = pending[info["_id"]]
         status = int(info.get("status", 500))
         if status in RETRYABLE:
-            retry[article.article_id] = article
+            retry.append(op)
         elif status >= 300:
-            refused.append(Rejected(article, status, str(info.get("error"))[:2000]))
+            refused.append(Rejected(op.article, status, str(info.get("error"))[:2000]))
     if retry:
-        log.warning("Elasticsearch asked to retry %d of %d documents", len(retry), len(pending))
+        log.warning("Elasticsearch asked to retry %d of %d documents", len(retry), len(operations))
     return retry, refused
+
+
+def _whole_reason(err: ApiError, operations: list[_Operation]) -> str:
+    size = sum(len(op.lines) for op in operations)
+    if err.status_code == TOO_LARGE:  # answered with an empty body
+        return f"request too large ({size} bytes; over http.max_content_length)"
+    return f"{str(err)[:1900]} ({len(operations)} documents, {size} bytes)"

@@ -14,10 +14,20 @@ Two pure steps over the paragraphs extraction yields (``list[str]``):
 
 State layout (one table, keyed so that one partition can hold many sites)::
 
-    "<site>\\x1f<paragraph_key>" -> {"<story_id>": <last seen, epoch seconds>, ...}
+    "<site>\\x1f<paragraph_key>" -> {"<story_id>": [<first seen>, <last seen>], ...}
 
-A value holds at most ``max_refs`` story ids, the most recent ones. Values are replaced,
-never mutated in place, so that a Faust table writes them to its changelog.
+Times are the pages' event times (``fetched_at``), epoch seconds. A value written before
+first sightings were kept, ``{"<story_id>": <last seen>}``, reads as first = last = that
+time, and is rewritten in the new form the next time its key changes. A value holds at
+most ``max_refs`` story ids (which ones: ``_trim``). Values are replaced, never mutated in
+place, so that a Faust table writes them to its changelog.
+
+A page is judged only by the stories first seen strictly before its own time, so the
+decision is the same when the page comes again (after a crash, or every page replayed):
+sightings later than the page, its own included, never count. That holds within the
+window (a replay of pages whose deciding stories have been swept decides afresh) and for
+pages that arrived in the order of their times (a page older than one already judged,
+arriving after it, counts for it on a replay).
 """
 
 from __future__ import annotations
@@ -113,10 +123,15 @@ class BoilerplatePolicy:
     """When a paragraph counts as a site's boilerplate, and how long that is remembered.
 
     ``min_stories``: distinct other stories of the site a paragraph must have been seen on
-    (within the window) before it is stripped. Stories, not pages: a story republished
+    before it is stripped from a page: stories first seen strictly earlier than the page
+    (a tie never counts, so two pages of the same time decide alike in either order) and
+    last seen within the window of it (or later). Stories, not pages: a story republished
     under several URLs, or a live story updated ten times, is one story.
-    ``window_seconds``: a sighting older than this no longer counts and is swept.
-    ``max_refs``: story ids kept per paragraph (the most recent): bounds a value's size.
+    ``window_seconds``: a story last seen longer ago than this no longer counts and is
+    swept.
+    ``max_refs``: story ids kept per paragraph: bounds a value's size. The
+    ``min_stories + 1`` first seen are always among them (see ``_trim``), the most
+    recently seen fill the rest.
     ``min_chars``: shorter paragraphs (normalised) are neither recorded nor stripped.
     On the real pages, lines under 20 characters that recur across a site's stories are
     datelines ("Ankara") and headings ("Vorteile") as often as labels ("Czytaj więcej");
@@ -167,16 +182,18 @@ def strip_boilerplate(
 ) -> tuple[list[str], list[str]]:
     """Split the paragraphs into (kept, removed as boilerplate); reads the state only.
 
-    The page's own story never counts towards its paragraphs being boilerplate, so the
-    answer is the same before and after this page was observed (redelivery), and a story
-    seen under many URLs cannot strip its own text.
+    ``now`` is the page's own time. Only other stories first seen strictly before it
+    count, so the answer is the same before and after this page was observed, and after
+    any later page was (redelivery, a replay of every page); a story seen under many URLs
+    cannot strip its own text.
     """
     keys = _state_keys(site, paragraphs, policy.min_chars)
     kept: list[str] = []
     removed: list[str] = []
     for paragraph, key in zip(paragraphs, keys, strict=True):
         refs = _live_refs(state.get(key), now, policy) if key else {}
-        if len(refs.keys() - {story_id}) >= policy.min_stories:
+        earlier = sum(1 for story, (first, _) in refs.items() if first < now and story != story_id)
+        if earlier >= policy.min_stories:
             removed.append(paragraph)
         else:
             kept.append(paragraph)
@@ -191,7 +208,8 @@ def observe(
     now: float,
     policy: BoilerplatePolicy = DEFAULT_POLICY,
 ) -> None:
-    """Record that this story of the site shows these paragraphs at time ``now``.
+    """Record that this story of the site shows these paragraphs at time ``now``: its
+    first sighting becomes the earlier of the recorded one and ``now``, its last the later.
 
     Idempotent: observing the same page again (at-least-once delivery) leaves the state
     as it was, and writes nothing, so a replay adds no changelog traffic.
@@ -200,8 +218,9 @@ def observe(
     for key in sorted(keys):  # sorted: the same writes in the same order on a replay
         old = state.get(key)
         refs = _live_refs(old, now, policy)
-        refs[story_id] = max(refs.get(story_id, now), now)
-        refs = _most_recent(refs, policy.max_refs)
+        first, last = refs.get(story_id, (now, now))
+        refs[story_id] = [float(min(first, now)), float(max(last, now))]
+        refs = _trim(refs, policy)
         if refs != old:
             state[key] = refs  # re-assigned, never mutated: a Faust table persists it
 
@@ -209,9 +228,10 @@ def observe(
 def sweep(
     state: MutableMapping[str, Any], now: float, policy: BoilerplatePolicy = DEFAULT_POLICY
 ) -> int:
-    """Drop sightings older than the window, and keys left without any; returns how many
-    keys were deleted. Run it periodically (a Faust timer): ``observe`` only prunes the
-    keys it touches, and a paragraph never seen again would otherwise stay forever."""
+    """Drop the stories last seen longer than the window before ``now``, and keys left
+    without any; returns how many keys were deleted. Run it periodically (a Faust timer):
+    ``observe`` only prunes the keys it touches, and a paragraph never seen again would
+    otherwise stay forever."""
     changed = [
         (key, live)
         for key, value in state.items()
@@ -225,29 +245,59 @@ def sweep(
     return sum(1 for _, live in changed if not live)
 
 
-def _live_refs(value: Any, now: float, policy: BoilerplatePolicy) -> dict[str, float]:
-    """The story ids of a state value still inside the window (a new dict).
+def _live_refs(value: Any, now: float, policy: BoilerplatePolicy) -> dict[str, list[float]]:
+    """The stories of a state value last seen within the window before ``now``, or later
+    than ``now`` (a new dict, sorted by story id, of new ``[first, last]`` lists).
 
-    Anything that is not a {story_id: number} dict counts as empty rather than failing
-    the page: a malformed value can only make the paragraph look less common.
+    A bare number is a value of the older layout (the last sighting only) and reads as
+    first = last. Anything else malformed counts as unseen rather than failing the page:
+    it can only make the paragraph look less common.
     """
     if not isinstance(value, dict):
         return {}
-    return {
-        story: float(seen)
-        for story, seen in value.items()
-        if isinstance(story, str)
-        and isinstance(seen, int | float)
-        and now - seen <= policy.window_seconds
-    }
+    live: dict[str, list[float]] = {}
+    for story, seen in sorted(value.items(), key=lambda item: str(item[0])):
+        span = _span(seen)
+        if isinstance(story, str) and span and now - span[1] <= policy.window_seconds:
+            live[story] = span
+    return live
 
 
-def _most_recent(refs: dict[str, float], limit: int) -> dict[str, float]:
-    if len(refs) <= limit:
+def _span(seen: Any) -> list[float] | None:
+    """``[first, last]`` of a story's entry in either layout, or None if malformed."""
+    if isinstance(seen, int | float) and not isinstance(seen, bool):
+        return [float(seen), float(seen)]
+    if (
+        isinstance(seen, list | tuple)
+        and len(seen) == 2
+        and all(isinstance(t, int | float) and not isinstance(t, bool) for t in seen)
+        and seen[0] <= seen[1]
+    ):
+        return [float(seen[0]), float(seen[1])]
+    return None
+
+
+def _trim(refs: dict[str, list[float]], policy: BoilerplatePolicy) -> dict[str, list[float]]:
+    """At most ``max_refs`` stories: the ``min_stories + 1`` first seen, then the most
+    recently seen (ties broken by story id, so every replica keeps the same ones).
+
+    The first seen are kept so that a replay decides as the first run did. A page that was
+    stripped had at least ``min_stories`` other stories first seen before it; of the
+    ``min_stories + 1`` first seen of the key, at least ``min_stories`` are then other
+    stories first seen before it as well (one of them may be its own story), so it is
+    stripped again however many stories have reused the paragraph since. Keeping only the
+    most recent would drop exactly the stories that decided. A page that was kept stays
+    kept: a story dropped here and seen again comes back with its new first sighting,
+    later than the pages it could have counted for. The most recently seen fill the rest,
+    so that a paragraph still in use keeps live stories once the first ones have left the
+    window.
+    """
+    if len(refs) <= policy.max_refs:
         return refs
-    # ties broken by story id, so every replica keeps the same ones
-    newest = sorted(refs.items(), key=lambda item: (item[1], item[0]), reverse=True)
-    return dict(newest[:limit])
+    earliest = sorted(refs, key=lambda story: (refs[story][0], story))[: policy.min_stories + 1]
+    others = sorted(refs.keys() - set(earliest), key=lambda story: (refs[story][1], story))
+    recent = others[::-1][: policy.max_refs - len(earliest)]
+    return {story: refs[story] for story in sorted([*earliest, *recent])}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from newsflow.records import Article, EnrichedArticle, Filtered, RawPage, Removed
+from newsflow.records import Article, EnrichedArticle, Filtered, PageOrigin, RawPage, Removed
 from processors import clean, paragraphs, stories
 from processors.entities import Tagger
 
@@ -57,60 +57,26 @@ class PipelineOptions:
     boilerplate_samples: int = 3
 
 
-class SitesView(MutableMapping[str, Any]):
-    """The keys of a shared table that belong to some sites (keys ``site<sep>...``)."""
-
-    def __init__(self, table: State, sites: set[str], separator: str) -> None:
-        self._table, self._sites, self._sep = table, sites, separator
-
-    def _mine(self, key: str) -> bool:
-        return key.partition(self._sep)[0] in self._sites
-
-    def __getitem__(self, key: str) -> Any:
-        if not self._mine(key):
-            raise KeyError(key)
-        return self._table[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._table[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self._table[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return (k for k in list(self._table) if isinstance(k, str) and self._mine(k))
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-def _sites_key(partition: int) -> str:
+def sites_key(partition: int) -> str:
     # One registry per partition: a key written from two partitions' events would have a
     # copy in each partition's store (see SiteState).
     return f"\x00sites:{partition}"
 
 
 def note_site(site_stories: State, partition: int, site: str) -> None:
-    """Remember that ``site`` lives on ``partition``, for ``sweep_sites``."""
-    sites = site_stories.get(_sites_key(partition)) or []
+    """Remember that ``site`` lives on ``partition``, for processors.sweep."""
+    sites = site_stories.get(sites_key(partition)) or []
     if site not in sites:
-        site_stories[_sites_key(partition)] = sorted([*sites, site])
+        site_stories[sites_key(partition)] = sorted([*sites, site])
 
 
-def sweep_sites(
-    site_stories: State, boilerplate: State, partition: int, now: float, options: PipelineOptions
-) -> int:
-    """Drop the expired entries of the sites on ``partition`` from both site tables. Run
-    while processing an event of that partition: Faust writes the deletions to the
-    changelog partition of the current event."""
-    sites = set(site_stories.get(_sites_key(partition)) or [])
-    swept = sum(stories.sweep(SiteState(site_stories, s), now, options.stories) for s in sites)
-    view = SitesView(boilerplate, sites, paragraphs.KEY_SEPARATOR)
-    return swept + paragraphs.sweep(view, now, options.boilerplate)
+def extract(
+    page: RawPage, options: PipelineOptions, origin: PageOrigin | None = None
+) -> clean.Extracted | Filtered:
+    """The CPU-heavy, stateless half of the clean stage (runs off the event loop).
 
-
-def extract(page: RawPage, options: PipelineOptions) -> clean.Extracted | Filtered:
-    """The CPU-heavy, stateless half of the clean stage (runs off the event loop)."""
+    ``origin`` is where the page was read on the pages topic; a Filtered record carries it
+    so that `newsflow audit` can match it to exactly that page."""
     found = clean.extract(page.body, page.url, page.content_type, page.encoding, options.clean)
     if isinstance(found, clean.Rejected):
         return Filtered(
@@ -121,6 +87,7 @@ def extract(page: RawPage, options: PipelineOptions) -> clean.Extracted | Filter
             detail=found.detail,
             fetched_at=page.fetched_at,
             source=page.source,
+            origin=origin,
         )
     return found
 
@@ -131,6 +98,7 @@ def deduplicate(
     site_stories: State,
     boilerplate: State,
     options: PipelineOptions,
+    origin: PageOrigin | None = None,
 ) -> Article:
     """The stateful half of the clean stage: in-page repeats and site boilerplate.
 
@@ -139,7 +107,8 @@ def deduplicate(
     site-level one (this partition's table): the global clustering comes later, in the
     stories stage, and cannot be waited for. Its fingerprint is taken on the text without
     the boilerplate already known, so shared boilerplate cannot make two different
-    articles look alike.
+    articles look alike. ``origin`` (the page's place on the pages topic) travels with the
+    article to the index, as in ``extract``.
     """
     now = page.fetched_at.timestamp()
     unique, _ = paragraphs.dedup_in_page(found.paragraphs)
@@ -157,11 +126,16 @@ def deduplicate(
         boilerplate=len(result.boilerplate),
         boilerplate_samples=result.boilerplate[: options.boilerplate_samples],
     )
-    return _article(page, found, result.paragraphs, removed, site_story.cluster_id)
+    return _article(page, found, result.paragraphs, removed, site_story.cluster_id, origin)
 
 
 def _article(
-    page: RawPage, found: clean.Extracted, kept: list[str], removed: Removed, story: str
+    page: RawPage,
+    found: clean.Extracted,
+    kept: list[str],
+    removed: Removed,
+    story: str,
+    origin: PageOrigin | None,
 ) -> Article:
     return Article(
         article_id=page.article_id,
@@ -184,6 +158,7 @@ def _article(
         text_hash=stories.text_hash(kept),
         cluster_id=story,
         source=page.source,
+        origin=origin,
     )
 
 

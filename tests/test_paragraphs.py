@@ -17,6 +17,7 @@ from processors.paragraphs import (
     DEFAULT_POLICY,
     MIN_REPEAT_CHARS,
     BoilerplatePolicy,
+    Deduped,
     dedup,
     dedup_in_page,
     normalize,
@@ -241,7 +242,9 @@ def test_sweep_bounds_the_table_and_refs_are_capped() -> None:
             SITE, f"s{n}", [NEWSLETTER, f"Paragraph number {n} of the archive."], state, n * 3600.0
         )
     refs = state[f"{SITE}\x1f{paragraph_key(NEWSLETTER)}"]
-    assert sorted(refs) == sorted(f"s{n}" for n in range(92, 100))  # the 8 most recent
+    # the 4 first seen (min_stories + 1) and the 4 most recently seen
+    assert sorted(refs) == sorted(f"s{n}" for n in [0, 1, 2, 3, 96, 97, 98, 99])
+    assert refs["s97"] == [97 * 3600.0, 97 * 3600.0]  # [first seen, last seen]
     now = 99 * 3600.0 + DEFAULT_POLICY.window_seconds - 10 * 3600.0
     deleted = sweep(state, now)
     assert deleted == 89  # paragraphs 0..88 are older than the window
@@ -268,7 +271,10 @@ def test_a_malformed_value_counts_as_unseen() -> None:
     state: dict[str, Any] = {key: "not a dict"}
     assert strip_boilerplate(SITE, "a", [NEWSLETTER], state, 0) == ([NEWSLETTER], [])
     observe(SITE, "a", [NEWSLETTER], state, 0)
-    assert state[key] == {"a": 0.0}
+    assert state[key] == {"a": [0.0, 0.0]}
+    state[key] = {"a": [0.0, 0.0], "b": [2.0, 1.0], "c": "soon", "d": [True, True], "e": 1.0}
+    # only "a" and "e" are well formed: one other story first seen before 3 is not three
+    assert strip_boilerplate(SITE, "x", [NEWSLETTER], state, 3) == ([NEWSLETTER], [])
 
 
 def test_dedup_observes_stripped_paragraphs_and_counts_repeats() -> None:
@@ -289,6 +295,104 @@ def test_dedup_observes_stripped_paragraphs_and_counts_repeats() -> None:
 def test_policy_rejects_settings_that_break_the_guarantees(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         BoilerplatePolicy(**kwargs)
+
+
+# --- replays: the same pages again decide the same ----------------------------------
+
+# Long enough to be judged, in a pool small enough that pages share them.
+SHARED = [
+    NEWSLETTER,
+    LONG,
+    "Read more stories like this one on our website, every day.",
+    "Share this article with your friends and family on social media.",
+]
+replayed_page = st.tuples(
+    st.sampled_from([SITE, "other.org"]),
+    st.sampled_from([f"s{n}" for n in range(12)]),
+    st.lists(st.sampled_from([*SHARED, NEWSLETTER.upper(), "Yes."]), max_size=6),
+    st.sampled_from([0.0, 0.0, 600.0, 3600.0]),  # time since the page before; 0 is a tie
+)
+replay_policy = st.sampled_from(
+    [
+        DEFAULT_POLICY,
+        BoilerplatePolicy(min_stories=1, max_refs=2),  # trimming at every third story
+        BoilerplatePolicy(min_stories=2, max_refs=4, min_chars=0),
+    ]
+)
+
+
+@given(st.lists(replayed_page, min_size=1, max_size=40), replay_policy)
+def test_a_replay_decides_as_the_first_run(pages: list[Any], policy: BoilerplatePolicy) -> None:
+    now, timed = 0.0, []
+    for site, story_id, paragraphs, step in pages:  # in time order, well within the window
+        now += step
+        timed.append((site, story_id, paragraphs, now))
+
+    def run(page: tuple[str, str, list[str], float], state: dict[str, Any]) -> Deduped:
+        site, story_id, paragraphs, now = page
+        return dedup(site, story_id, paragraphs, state, now, policy)
+
+    state: dict[str, Any] = {}
+    first = [run(page, state) for page in timed]
+    for page, answer in zip(timed, first, strict=True):  # any one page again
+        assert run(page, dict(state)) == answer
+    assert [run(page, state) for page in timed] == first  # every page again, in order
+
+
+def test_later_stories_reusing_a_paragraph_do_not_strip_it_from_a_replay() -> None:
+    state: dict[str, Any] = {}
+    own = {story_id: f"Story {story_id} in its own words, told once." for story_id in "ABCDE"}
+    first = {
+        story_id: dedup(SITE, story_id, [own[story_id], LONG], state, now).boilerplate
+        for now, story_id in enumerate("ABCDE", start=1)
+    }
+    # A printed it first; B, C and D reused it, so it was boilerplate for D and E
+    assert first == {"A": [], "B": [], "C": [], "D": [LONG], "E": [LONG]}
+    # A again: B, C and D came after it and do not count, so A keeps its paragraph
+    assert dedup(SITE, "A", [own["A"], LONG], state, 1).paragraphs == [own["A"], LONG]
+    again = {
+        story_id: dedup(SITE, story_id, [own[story_id], LONG], state, now).boilerplate
+        for now, story_id in enumerate("ABCDE", start=1)
+    }
+    assert again == first
+
+
+def test_the_stories_that_made_a_paragraph_boilerplate_outlive_trimming() -> None:
+    state: dict[str, Any] = {}
+    for n in range(20):  # twenty stories reuse it: more than max_refs (8)
+        dedup(SITE, f"s{n}", [NEWSLETTER], state, n)
+    # s3 lost it to s0, s1 and s2 the first time; it does again, although twelve later
+    # stories would have pushed those three out of eight most recent references.
+    assert dedup(SITE, "s3", [NEWSLETTER], state, 3).boilerplate == [NEWSLETTER]
+    assert dedup(SITE, "s2", [NEWSLETTER], state, 2).boilerplate == []
+
+
+def test_pages_of_the_same_time_decide_alike_in_either_order() -> None:
+    def decisions(order: str) -> dict[str, list[str]]:
+        state: dict[str, Any] = {}
+        for now, story_id in enumerate("abc"):
+            observe(SITE, story_id, [NEWSLETTER], state, now)
+        return {s: dedup(SITE, s, [NEWSLETTER, LONG], state, 5).boilerplate for s in order}
+
+    assert decisions("de") == decisions("ed") == {"d": [NEWSLETTER], "e": [NEWSLETTER]}
+    state: dict[str, Any] = {}
+    for story_id in "abcd":  # all at once: none of them came before another
+        observe(SITE, story_id, [NEWSLETTER], state, 7)
+    assert strip_boilerplate(SITE, "a", [NEWSLETTER], state, 7) == ([NEWSLETTER], [])
+
+
+def test_values_of_the_older_layout_still_count() -> None:
+    """Before first sightings were kept a value was {story_id: last seen}; it reads as
+    first = last seen, and the next write turns it into the new layout."""
+    key = f"{SITE}\x1f{paragraph_key(NEWSLETTER)}"
+    state: dict[str, Any] = {key: {"a": 0.0, "b": 1, "c": 2.0}}
+    assert strip_boilerplate(SITE, "d", [NEWSLETTER], state, 3) == ([], [NEWSLETTER])
+    assert strip_boilerplate(SITE, "d", [NEWSLETTER], state, 2) == ([NEWSLETTER], [])
+    observe(SITE, "d", [NEWSLETTER], state, 3)
+    assert state[key] == {"a": [0.0, 0.0], "b": [1.0, 1.0], "c": [2.0, 2.0], "d": [3.0, 3.0]}
+    state[key] = {"a": 0.0, "b": DAY}
+    assert sweep(state, DEFAULT_POLICY.window_seconds + 0.5 * DAY) == 0
+    assert state[key] == {"b": [DAY, DAY]}
 
 
 # --- real data: the fundus golden pages' gold paragraphs -------------------------------

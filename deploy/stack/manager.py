@@ -101,6 +101,25 @@ class Stack:
                 stopped.append(node.name)
         return stopped
 
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise StackError(f"no service named {name!r}", "choose kafka or elasticsearch")
+
+    def stop_node(self, name: str) -> bool:
+        """Stop one node (the fault drills stop a service mid-stream)."""
+        node = self.node(name)
+        return stop(node.pid_file, node.name)
+
+    def start_node(self, name: str) -> None:
+        """Start one node again and wait until it is healthy."""
+        node = self.node(name)
+        started = time.monotonic()
+        if node.pid() is None:
+            node.start()
+        self._await_health(node, started)
+
     def status(self) -> list[ServiceStatus]:
         return [
             ServiceStatus(
@@ -115,7 +134,4 @@ class Stack:
         ]
 
     def logs(self, name: str, lines: int) -> str:
-        for node in self.nodes:
-            if node.name == name:
-                return tail(node.log_file, lines)
-        raise StackError(f"no service named {name!r}", "choose kafka or elasticsearch")
+        return tail(self.node(name).log_file, lines)

@@ -1,0 +1,83 @@
+"""Expiring old entries from the dedup tables without holding up the event loop.
+
+The boilerplate table is swept by reading every key of a partition's sites: on a large
+table a plain loop would keep the event loop busy for seconds, long enough to miss
+broker heartbeats and cause the rebalances the pipeline must avoid. So its keys are
+copied in chunks (yielding to the loop between them), the pure sweep runs on the copy
+in a thread, and only the changes are written back, again in chunks. The stories sweeps
+read only the expired time slots by key, so they run as they are, one site at a time.
+
+Run from inside the agent that owns the table, while it processes an event of the
+partition: Faust writes a table's changelog to the current event's partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from processors import paragraphs, stages, stories
+
+CHUNK = 1000
+
+
+async def sites(
+    site_stories: MutableMapping[str, Any],
+    boilerplate: MutableMapping[str, Any],
+    partition: int,
+    now: float,
+    options: stages.PipelineOptions,
+    chunk: int = CHUNK,
+) -> int:
+    """Drop the expired entries of the sites on ``partition`` from both site tables."""
+    on_partition = set(site_stories.get(stages.sites_key(partition)) or [])
+    swept = 0
+    for site in sorted(on_partition):
+        swept += stories.sweep(stages.SiteState(site_stories, site), now, options.stories)
+        await asyncio.sleep(0)
+
+    def mine(key: str) -> bool:
+        return key.partition(paragraphs.KEY_SEPARATOR)[0] in on_partition
+
+    before = await _copy(boilerplate, mine, chunk)
+    after = dict(before)
+    loop = asyncio.get_running_loop()
+    swept += await loop.run_in_executor(None, paragraphs.sweep, after, now, options.boilerplate)
+    await _write_back(boilerplate, before, after, chunk)
+    return swept
+
+
+async def stories_table(
+    table: MutableMapping[str, Any], now: float, options: stages.PipelineOptions
+) -> int:
+    """Drop expired stories from the global stories table."""
+    return stories.sweep(table, now, options.stories)
+
+
+async def _copy(
+    table: MutableMapping[str, Any], keep: Callable[[str], bool], chunk: int
+) -> dict[str, Any]:
+    copy: dict[str, Any] = {}
+    for i, (key, value) in enumerate(table.items(), 1):
+        if isinstance(key, str) and keep(key):
+            copy[key] = value
+        if i % chunk == 0:
+            await asyncio.sleep(0)
+    return copy
+
+
+async def _write_back(
+    table: MutableMapping[str, Any], before: dict[str, Any], after: dict[str, Any], chunk: int
+) -> None:
+    changes = 0
+    for key, value in before.items():
+        if key not in after:
+            del table[key]
+        elif after[key] != value:
+            table[key] = after[key]
+        else:
+            continue
+        changes += 1
+        if changes % chunk == 0:
+            await asyncio.sleep(0)
