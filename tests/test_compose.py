@@ -77,6 +77,16 @@ def test_build_contexts_and_dependencies_exist(compose: dict[str, Any]) -> None:
                 assert source in compose.get("volumes", {}), volume
 
 
+def test_worker_replicas_never_share_a_state_directory(compose: dict[str, Any]) -> None:
+    """`--scale worker=N` runs N copies of the service: a volume at the state directory
+    would be one directory for all of them, and RocksDB state must be a worker's own."""
+    worker = compose["services"]["worker"]
+    state = worker["environment"].get("NEWSFLOW_STATE_DIR", "/var/lib/newsflow")
+    targets = [v.split(":")[1] for v in worker.get("volumes", [])]
+    assert not any(state == t or state.startswith(t.rstrip("/") + "/") for t in targets)
+    assert "container_name" not in worker  # a fixed name forbids scaling
+
+
 def test_newsflow_variables_are_settings_the_code_reads(compose: dict[str, Any]) -> None:
     known = env_names(Settings, StackSettings)
     for name, service in _newsflow_services(compose).items():

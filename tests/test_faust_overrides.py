@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 from faust.types import TP
@@ -152,3 +153,17 @@ def test_nothing_unprocessed_is_ever_committed(n: int, dropped: set[int], order:
         ledger.done(tp, offset)
     assert ledger.advance(tp) in (n, None)
     assert (ledger.base(tp) or 0) == n
+
+
+def test_a_worker_that_did_not_stop_cleanly_rebuilds_its_tables(tmp_path: Path) -> None:
+    datadir = tmp_path / "faust"
+    table = datadir / "nf-pipeline-data" / "v1" / "tables" / "boilerplate-0.db"
+    table.mkdir(parents=True)
+    # First start ever: nothing there to distrust.
+    assert faust_overrides.discard_unclean_state(tmp_path / "absent") is False
+    faust_overrides.mark_clean_stop(datadir)
+    assert faust_overrides.discard_unclean_state(datadir) is False  # stopped cleanly
+    assert table.is_dir()
+    # The mark is used up by the start: a kill from now on leaves none behind.
+    assert faust_overrides.discard_unclean_state(datadir) is True
+    assert not (datadir / "nf-pipeline-data").exists()

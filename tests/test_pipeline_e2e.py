@@ -15,6 +15,7 @@ from newsflow.records import Filtered, RawPage, decode
 from newsflow.settings import Settings
 from newsflow.topics import Topics
 from processors import paragraphs
+from processors.faust_overrides import CLEAN_MARK
 from processors.index import alias
 from processors.stages import PipelineOptions, extract
 from tests import drills
@@ -62,6 +63,8 @@ def test_pages_become_searchable_articles_exactly_once(
         _wait_for(es, index, expected, worker, len(expected), 400)
     finally:
         worker.stop()
+    # A SIGTERM is a clean stop: the next start may trust the local tables.
+    assert (tmp_path / "state" / "faust" / CLEAN_MARK).is_file(), worker.tail()
 
     es.indices.refresh(index=index)
     docs = es.search(index=index, size=500, query={"match_all": {}})["hits"]["hits"]

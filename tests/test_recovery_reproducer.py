@@ -53,10 +53,19 @@ def _wait(check: Callable[[], bool], timeout: float, worker: Process, what: str)
     raise AssertionError(f"{what} not reached in {timeout}s\n{worker.tail()}")
 
 
-def _run(guarded: bool, settings: Settings, topic_factory: Callable[..., str], tmp: Path) -> dict:
+def _run(
+    guarded: bool,
+    settings: Settings,
+    topic_factory: Callable[..., str],
+    tmp: Path,
+    iterator: str = "compiled",
+) -> dict:
     source, sink = topic_factory("repro-in", PARTITIONS), topic_factory("repro-out", 1)
     app_id = unique("repro")
     env = dict(os.environ)
+    env.pop("NO_CYTHON", None)
+    if iterator == "python":  # Faust's pure-Python stream iterator instead of the compiled one
+        env["NO_CYTHON"] = "1"
     env.update(
         REPRO_GUARDED="1" if guarded else "0",
         REPRO_APP_ID=app_id,
@@ -140,10 +149,11 @@ def test_plain_faust_loses_what_it_threw_away(
 
 
 @pytest.mark.timeout(400)
+@pytest.mark.parametrize("iterator", ["compiled", "python"])
 def test_newsflow_processes_every_message_across_the_recovery(
-    settings: Settings, topic_factory: Callable[..., str], tmp_path: Path
+    iterator: str, settings: Settings, topic_factory: Callable[..., str], tmp_path: Path
 ) -> None:
-    result = _run(True, settings, topic_factory, tmp_path)
+    result = _run(True, settings, topic_factory, tmp_path, iterator)
     assert result["lost"] == [] and result["unprocessed"] == [], result
     assert result["committed"] == {p: MESSAGES // PARTITIONS for p in range(PARTITIONS)}
     # Closed at its source: the safety net that seeks back to a stuck head never fired.
