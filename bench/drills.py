@@ -10,6 +10,7 @@ show.
 
     .venv/bin/python bench/drills.py                  # every drill 20 times
     .venv/bin/python bench/drills.py --runs 3 --drill crash --drill replay
+    .venv/bin/python bench/drills.py --table bench-drills.jsonl   # the table of earlier runs
 
 Prints, per drill: runs, pages lost, duplicated documents, articles unlike the
 undisturbed run, boilerplate state unlike it, dead letters beyond the poison pages, and
@@ -44,16 +45,22 @@ from processors.entities import Tagger  # noqa: E402
 from tests import drills  # noqa: E402
 from tests.conftest import SHARED_DATA, TEST_STACK  # noqa: E402
 
-# Its own ports and state, so the tests can run beside it (the drills restart the broker).
-BENCH_STACK = TEST_STACK.model_copy(
-    update={
-        "dir": ROOT / ".stack-bench",
-        "kafka_port": 29092,
-        "kafka_controller_port": 29093,
-        "es_port": 29200,
-        "es_transport_port": 29300,
-    }
-)
+
+def bench_stack(instance: int) -> Stack:
+    """A stack of the benchmark's own, so the tests can run beside it (the drills restart
+    the broker and stop Elasticsearch); ``--instance`` N > 0 runs another one beside."""
+    base = 29000 + 1000 * instance
+    return Stack(
+        TEST_STACK.model_copy(
+            update={
+                "dir": ROOT / (".stack-bench" + (f"-{instance}" if instance else "")),
+                "kafka_port": base + 92,
+                "kafka_controller_port": base + 93,
+                "es_port": base + 200,
+                "es_transport_port": base + 300,
+            }
+        )
+    )
 
 
 def burn() -> None:
@@ -98,6 +105,7 @@ def _status(r: dict[str, Any]) -> str:
     if "error" in r:
         return "failed: " + r["error"].splitlines()[0][:200]
     bad = r["lost"] or r["conflicting"] or r["duplicated"] or r["differing"]
+    bad = bad or r.get("worker_errors")
     return "LOST, DUPLICATED OR DIFFERENT" if bad or r["boilerplate_differs"] else "ok"
 
 
@@ -130,14 +138,25 @@ def main() -> None:
     ap.add_argument("--drill", action="append", choices=list(drills.DRILLS), help="only these")
     ap.add_argument("--no-load", action="store_true", help="leave the cores idle")
     ap.add_argument("--out", type=Path, default=Path("bench-drills.jsonl"), help="JSON lines")
+    ap.add_argument(
+        "--instance", type=int, default=0, help="N > 0: a stack of its own on ports 29092+1000N"
+    )
+    ap.add_argument(
+        "--table", type=Path, help="only print the table of the runs in this JSON lines file"
+    )
     args = ap.parse_args()
     if not (SHARED_DATA / "extraction" / "fundus").is_dir():
         sys.exit(f"real pages not found under {SHARED_DATA} (../shared/data beside the repo)")
     names = args.drill or list(drills.DRILLS)
+    if args.table:
+        rows = [json.loads(line) for line in args.table.read_text().splitlines() if line]
+        print(table(rows, names))
+        return
 
-    stack = Stack(BENCH_STACK)
+    stack = bench_stack(args.instance)
     if not all(node.healthy() for node in stack.nodes):
-        print("starting the benchmark's stack (ports 29092/29200)...", file=sys.stderr)
+        where = f"{stack.settings.kafka_bootstrap}, {stack.settings.elasticsearch_url}"
+        print(f"starting the benchmark's stack ({where})...", file=sys.stderr)
         stack.up()
     pages = drills.drill_pages()
     print(f"{len(pages)} pages; computing the undisturbed run...", file=sys.stderr)

@@ -141,6 +141,9 @@ def worker(settings: Settings, log: Path, state: Path) -> Process:
         NEWSFLOW_TOPIC_PREFIX=settings.topic_prefix,
         NEWSFLOW_TOPIC_PARTITIONS=str(settings.topic_partitions),
         NEWSFLOW_STATE_DIR=str(state),
+        # Sweeps run often, so that they run under the faults too (nothing expires yet:
+        # the pages are minutes old, the windows days long).
+        NEWSFLOW_SWEEP_INTERVAL="5",
     )
     argv = [sys.executable, "-m", "newsflow.cli", "worker", "--loglevel", "warn"]
     return Process(argv, env, log)
@@ -204,6 +207,7 @@ class DrillResult:
     boilerplate_differs: bool = False
     recover_seconds: float = 0.0  # from the fault until every page had its outcome
     summary: str = ""
+    worker_errors: list[str] = field(default_factory=list)  # failed sweeps, fatal stops
 
     @property
     def ok(self) -> bool:
@@ -230,6 +234,7 @@ def measure(
     expected: Undisturbed,
     fault_at: float,
     timeout: float = 400,
+    logs: Path | None = None,
 ) -> DrillResult:
     report = settle(settings, timeout)
     recovered = time.monotonic() - fault_at
@@ -255,7 +260,18 @@ def measure(
         boilerplate_differs=boilerplate_state(settings) != expected.boilerplate,
         recover_seconds=recovered,
         summary=report.summary(),
+        worker_errors=worker_errors(logs) if logs else [],
     )
+
+
+def worker_errors(logs: Path) -> list[str]:
+    """Lines of the workers' logs that say something went wrong beyond the faults."""
+    found = []
+    for log in sorted(logs.glob("*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if "failed; tried again later" in line or "stopping the worker" in line:
+                found.append(f"{log.name}: {line[:300]}")
+    return found
 
 
 def boilerplate_state(settings: Settings) -> dict[str, Any]:
@@ -295,6 +311,9 @@ class Rig:
     def worker(self, name: str) -> Process:
         return worker(self.settings, self.tmp / f"{name}.log", self.tmp / f"state-{name}")
 
+    def measure(self, name: str, fault_at: float) -> DrillResult:
+        return measure(name, self.settings, self.es, self.expected, fault_at, logs=self.tmp)
+
     def midway(self, *alive: Process) -> None:
         target = len(self.expected.texts) // 3
         wait_for(
@@ -313,7 +332,7 @@ def crash(rig: Rig) -> DrillResult:
         fault = time.monotonic()
         second = rig.worker("second")
         second.start()
-        return measure("crash", rig.settings, rig.es, rig.expected, fault)
+        return rig.measure("crash", fault)
     finally:
         first.stop()
         if "second" in locals():
@@ -321,18 +340,21 @@ def crash(rig: Rig) -> DrillResult:
 
 
 def join_and_die(rig: Rig) -> DrillResult:
-    """A second worker joins and is killed within 2 s: back-to-back rebalances."""
+    """A second worker joins and is killed within 2 s, while pages trickle in: two
+    rebalances back to back (the second when the group notices the dead member)."""
     first, second = rig.worker("first"), rig.worker("second")
     first.start()
-    produce(rig.settings, rig.pages)
+    feeder = threading.Thread(target=produce, args=(rig.settings, rig.pages, 0.5), daemon=True)
+    feeder.start()
     try:
-        rig.midway(first)
+        wait_for(lambda: indexed_count(rig.es, rig.settings) >= 5, 300, "5 indexed", first)
         second.start()
         wait_for(lambda: group_members(rig.settings) >= 2, 120, "the second worker joining", first)
         time.sleep(1.5)
         second.stop(signal.SIGKILL)
         fault = time.monotonic()
-        return measure("join-and-die", rig.settings, rig.es, rig.expected, fault)
+        feeder.join(timeout=120)
+        return rig.measure("join-and-die", fault)
     finally:
         first.stop()
         second.stop()
@@ -352,7 +374,7 @@ def join_and_leave(rig: Rig) -> DrillResult:
         second.stop()  # SIGTERM: a clean leave; its partitions go back to the first
         fault = time.monotonic()
         feeder.join(timeout=120)
-        return measure("join-and-leave", rig.settings, rig.es, rig.expected, fault)
+        return rig.measure("join-and-leave", fault)
     finally:
         first.stop()
         second.stop()
@@ -369,7 +391,7 @@ def kafka_restart(rig: Rig) -> DrillResult:
         fault = time.monotonic()
         time.sleep(5)
         rig.stack.start_node("kafka")
-        return measure("kafka-restart", rig.settings, rig.es, rig.expected, fault)
+        return rig.measure("kafka-restart", fault)
     finally:
         rig.stack.start_node("kafka")
         first.stop()
@@ -387,7 +409,7 @@ def elasticsearch_outage(rig: Rig, seconds: float = 60.0) -> DrillResult:
         time.sleep(seconds)
         assert first.running, first.tail()
         rig.stack.start_node("elasticsearch")
-        return measure("elasticsearch-outage", rig.settings, rig.es, rig.expected, fault)
+        return rig.measure("elasticsearch-outage", fault)
     finally:
         rig.stack.start_node("elasticsearch")
         first.stop()
@@ -402,7 +424,7 @@ def replay(rig: Rig) -> DrillResult:
         settle(rig.settings, 400)
         fault = time.monotonic()
         produce(rig.settings, rig.pages)
-        return measure("replay", rig.settings, rig.es, rig.expected, fault)
+        return rig.measure("replay", fault)
     finally:
         first.stop()
 

@@ -50,4 +50,5 @@ def test_drill(
     assert result.duplicated == 0
     assert result.differing == [], result.differing
     assert not result.boilerplate_differs
+    assert result.worker_errors == []
     assert result.dead_lettered == len(drills.POISON) * (2 if name == "replay" else 1)
