@@ -259,7 +259,22 @@ class Pipeline:
 
     # -- agents ---------------------------------------------------------------------------
 
+    async def _guard(self, name: str, loop: Awaitable[None]) -> None:
+        """Run an agent's loop. What escapes it is not about one message (the dead-letter
+        topic refused a letter, a bug): the worker stops with the reason rather than go
+        on with a message left unfinished, which would hold back every later commit of
+        its partition. Nothing unfinished was acknowledged: it is processed again."""
+        try:
+            await loop
+        except FatalError as err:
+            await self._fatal(err)
+        except Exception as err:
+            await self._fatal(FatalError(f"the {name} agent failed: {type(err).__name__}: {err}"))
+
     async def _clean(self, stream: Any) -> None:
+        await self._guard("clean", self._clean_loop(stream))
+
+    async def _clean_loop(self, stream: Any) -> None:
         async for event in stream.events():
             self.app.processing(event.message)
             await self._process("clean", event, partial(self._clean_one, event))
@@ -279,6 +294,9 @@ class Pipeline:
         return [Outgoing(self.articles, page.site.encode(), article.encode())]
 
     async def _stories(self, stream: Any) -> None:
+        await self._guard("stories", self._stories_loop(stream))
+
+    async def _stories_loop(self, stream: Any) -> None:
         async for event in stream.events():
             self.app.processing(event.message)
             await self._process("stories", event, partial(self._stories_one, event))
@@ -323,14 +341,13 @@ class Pipeline:
             log.exception("sweeping the stories table failed; tried again later")
 
     async def _enrich(self, stream: Any) -> None:
+        await self._guard("enrich", self._enrich_loop(stream))
+
+    async def _enrich_loop(self, stream: Any) -> None:
         async for events in stream.noack_take(32, within=0.5):
             for event in events:
                 self.app.processing(event.message)
-            try:
-                await self._enrich_events(events)
-            except FatalError as err:
-                await self._fatal(err)
-                return
+            await self._enrich_events(events)
             for event in events:
                 self.app.done(event.message)
                 await stream.ack(event)
@@ -365,6 +382,9 @@ class Pipeline:
         return self._tagger
 
     async def _index(self, stream: Any) -> None:
+        await self._guard("index", self._index_loop(stream))
+
+    async def _index_loop(self, stream: Any) -> None:
         async for events in stream.noack_take(200, within=1.0):
             for event in events:
                 self.app.processing(event.message)

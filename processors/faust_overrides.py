@@ -123,13 +123,19 @@ class OffsetLedger:
         for tp in tps:
             self._parts.pop(tp, None)
 
+    # Only partitions sought since they were assigned are tracked: a message of any other
+    # (handed over just before a revocation, say) is fetched again by whoever owns it.
     def started(self, tp: TP, offset: int) -> None:
-        self._part(tp).in_flight.add(offset)
+        part = self._parts.get(tp)
+        if part is not None:
+            part.in_flight.add(offset)
 
     def done(self, tp: TP, offset: int) -> None:
-        part = self._part(tp)
+        part = self._parts.get(tp)
+        if part is None or part.base is None:
+            return
         part.in_flight.discard(offset)
-        if part.base is None or offset >= part.base:
+        if offset >= part.base:
             part.done.add(offset)
 
     def advance(self, tp: TP) -> int | None:

@@ -89,3 +89,16 @@ def test_a_model_that_cannot_load_stops_the_worker_instead_of_failing_every_arti
     monkeypatch.setattr(app_module, "Tagger", broken)
     with pytest.raises(FatalError, match="could not be loaded"):
         asyncio.run(pipeline._tagger_or_fatal())
+
+
+def test_what_escapes_an_agent_stops_the_worker_with_the_reason(pipeline: Pipeline) -> None:
+    async def loop() -> None:
+        raise RuntimeError("the dead-letter topic refused a letter")
+
+    async def run() -> BaseException | None:
+        await pipeline._guard("clean", loop())
+        return pipeline.app.crash_reason
+
+    reason = asyncio.run(run())
+    assert isinstance(reason, FatalError)
+    assert "clean agent failed: RuntimeError: the dead-letter topic refused" in str(reason)

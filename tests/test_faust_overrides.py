@@ -83,6 +83,17 @@ def test_offsets_before_the_base_and_repeats_change_nothing() -> None:
     assert ledger.advance(tp) == 6
 
 
+def test_partitions_not_sought_since_assignment_are_not_tracked() -> None:
+    ledger = OffsetLedger()
+    ledger.started(tp, 0)
+    ledger.done(tp, 0)
+    assert ledger.partitions() == []  # fetched again by whoever owns it
+    ledger.reset(tp, 0, None)
+    ledger.forget([tp])
+    ledger.done(tp, 0)
+    assert ledger.advance(tp) is None
+
+
 def test_a_seek_keeps_what_was_processed_past_the_new_base() -> None:
     ledger = OffsetLedger()
     ledger.reset(tp, 0, None)
