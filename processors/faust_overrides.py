@@ -114,7 +114,10 @@ class OffsetLedger:
     def reset(self, tp: TP, base: int, committed: int | None) -> None:
         """The partition was sought to ``base`` (its committed offset, or the log start)."""
         part = self._part(tp)
-        part.base, part.committed, part.stuck_since = base, committed, None
+        # Nothing committed yet: the log start counts as committed, so that the first
+        # commit is one past a processed offset, never a commit of nothing.
+        part.committed = committed if committed is not None else base
+        part.base, part.stuck_since = base, None
         # Offsets processed past the new base stay processed: their results were delivered.
         part.done = {o for o in part.done if o >= base}
 
@@ -148,9 +151,7 @@ class OffsetLedger:
             part.done.remove(part.base)
             part.base += 1
             part.strikes = 0
-        if part.committed is not None and part.base <= part.committed:
-            return None
-        return part.base
+        return None if part.base <= (part.committed or 0) else part.base
 
     def committed_to(self, tp: TP, offset: int) -> None:
         part = self._parts.get(tp)

@@ -74,6 +74,15 @@ def test_the_commit_moves_only_over_an_unbroken_run() -> None:
     assert ledger.advance(tp) is None  # nothing new
 
 
+def test_nothing_is_committed_before_the_first_offset_is_processed() -> None:
+    ledger = OffsetLedger()
+    ledger.reset(tp, 0, None)  # never committed: sought to the log start
+    ledger.done(tp, 3)
+    assert ledger.advance(tp) is None
+    ledger.done(tp, 0)
+    assert ledger.advance(tp) == 1
+
+
 def test_offsets_before_the_base_and_repeats_change_nothing() -> None:
     ledger = OffsetLedger()
     ledger.reset(tp, 5, 5)
