@@ -364,12 +364,13 @@ class LedgerConsumer(faust_aiokafka.Consumer):
             done, in_flight = ledger.pending(tp)
             log.warning(
                 "%s[%d]@%d was never processed (%d later offsets processed, %d in flight): "
-                "seeking back to it",
+                "seeking back to it (%d time(s) since the worker started)",
                 tp.topic,
                 tp.partition,
                 head,
                 done,
                 in_flight,
+                LedgerConsumer.heads_sought,
             )
             await self.seek(tp, head)
 
