@@ -13,8 +13,9 @@ show.
     .venv/bin/python bench/drills.py --table bench-drills.jsonl   # the table of earlier runs
 
 Prints, per drill: runs, pages lost, duplicated documents, articles unlike the
-undisturbed run, boilerplate state unlike it, dead letters beyond the poison pages, and
-the time from the fault until every page had its outcome (median and worst). Each run's
+undisturbed run, boilerplate state unlike it, dead letters beyond the poison pages, runs
+that could not finish, seeks back to a stuck partition head (the safety net), and the
+time from the fault until every page had its outcome (median and worst). Each run's
 result is also appended as a JSON line to ``--out`` as it finishes.
 """
 
@@ -112,7 +113,7 @@ def _status(r: dict[str, Any]) -> str:
 def table(results: list[dict[str, Any]], names: list[str]) -> str:
     rows = [
         f"{'drill':<22}{'runs':>5}{'lost':>6}{'dup':>5}{'differ':>7}{'state':>6}"
-        f"{'dlq+':>6}{'failed':>7}{'recover s (median/max)':>25}"
+        f"{'dlq+':>6}{'failed':>7}{'seeks':>6}{'recover s (median/max)':>25}"
     ]
     for name in names:
         mine = [r for r in results if r["name"] == name]
@@ -127,6 +128,7 @@ def table(results: list[dict[str, Any]], names: list[str]) -> str:
             f"{sum(r['boilerplate_differs'] for r in done):>6}"
             f"{sum(r['dead_lettered'] - poison for r in done):>6}"
             f"{len(mine) - len(done):>7}"
+            f"{sum(r.get('sought_back', 0) for r in done):>6}"
             + (f"{statistics.median(rec):>15.1f} / {max(rec):>6.1f}" if rec else f"{'-':>25}")
         )
     return "\n".join(rows)
