@@ -84,8 +84,8 @@ def one_run(name: str, stack: Stack, es: Any, pages: list[Any], expected: Any) -
         started = time.monotonic()
         try:
             result = asdict(drills.DRILLS[name](rig))
-        except AssertionError as err:  # the drill could not even finish (a worker died)
-            result = {"name": name, "error": str(err)[-2000:]}
+        except Exception as err:  # the drill could not finish (a worker died, say)
+            result = {"name": name, "error": f"{type(err).__name__}: {str(err)[-2000:]}"}
         result["seconds"] = time.monotonic() - started
         _cleanup(s, es)
     return result

@@ -26,37 +26,21 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from elasticsearch import Elasticsearch
-from kafka import KafkaAdminClient
 
 from ingest.producer import PageProducer
 from newsflow.settings import Settings
 from newsflow.topics import Topics
 from processors.app import prepare
-from processors.index import alias
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT)]
 
 from pipeline_throughput import pages, peak_rss_mb  # noqa: E402
 
+from tests.drills import group_members as members  # noqa: E402
+from tests.drills import indexed_count as indexed  # noqa: E402
+
 PARTITIONS = 6
-
-
-def members(settings: Settings) -> int:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    try:
-        group = f"{settings.topic_prefix}-pipeline"
-        return len(admin.describe_groups([group]).get(group, {}).get("members") or [])
-    finally:
-        admin.close()
-
-
-def indexed(es: Elasticsearch, settings: Settings) -> int:
-    index = alias(settings.topic_prefix)
-    if not es.indices.exists_alias(name=index):
-        return 0
-    es.indices.refresh(index=index)
-    return int(es.count(index=index)["count"])
 
 
 def wait_count(es: Elasticsearch, s: Settings, target: int, timeout: float) -> float:

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
-from elasticsearch.helpers import scan
+from elasticsearch.helpers import ScanError, scan
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import (
     CoordinatorLoadInProgressError,
@@ -331,7 +331,26 @@ def indexed(es: Elasticsearch, prefix: str, progress: Progress = None) -> list[O
     name = alias(prefix)
     if not es.indices.exists(index=name):
         return []
-    es.indices.refresh(index=name)  # documents acknowledged but not yet searchable count
+    # A monthly index the pipeline has just created may have its shard still starting:
+    # a scroll over it then fails on that shard. Wait for the shards, and read again if
+    # one was not ready after all (the read is whole or not at all).
+    for attempt in range(SCAN_ATTEMPTS):
+        es.cluster.health(index=name, wait_for_status="yellow", timeout="30s")
+        es.indices.refresh(index=name)  # documents acknowledged but not yet searchable count
+        try:
+            return _scan_documents(es, name, progress)
+        except ScanError as err:
+            if attempt == SCAN_ATTEMPTS - 1:
+                raise AuditError(f"reading {name} from Elasticsearch failed: {err}") from err
+            log.info("reading %s failed on a shard (%s); reading it again", name, err)
+            time.sleep(2)
+    return []
+
+
+SCAN_ATTEMPTS = 5
+
+
+def _scan_documents(es: Elasticsearch, name: str, progress: Progress) -> list[Outcome]:
     fields = ["article_id", "origin", "duplicate_of", "cluster_id"]
     query = {"query": {"match_all": {}}, "_source": fields}
     found = []

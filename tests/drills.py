@@ -222,9 +222,17 @@ class DrillResult:
 
 def settle(settings: Settings, timeout: float) -> audit.AuditReport:
     """Audit until nothing is pending (every page has its outcome) or time is up."""
+    from newsflow.audit_io import AuditError
+
     deadline = time.monotonic() + timeout
     while True:
-        report = audit.run(settings)
+        try:
+            report = audit.run(settings)
+        except AuditError:  # a read the stack could not answer right now (a restart)
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(3)
+            continue
         if (report.pending == 0 and report.ok) or time.monotonic() > deadline:
             return report
         time.sleep(3)
@@ -350,26 +358,26 @@ def crash(rig: Rig) -> DrillResult:
 def join_and_die(rig: Rig) -> DrillResult:
     """A second worker joins and is killed within 2 s, while pages trickle in: two
     rebalances back to back (the second when the group notices the dead member)."""
-    first, second = rig.worker("first"), rig.worker("second")
-    first.start()
-    feeder = threading.Thread(target=produce, args=(rig.settings, rig.pages, 0.5), daemon=True)
-    feeder.start()
-    try:
-        wait_for(lambda: indexed_count(rig.es, rig.settings) >= 5, 300, "5 indexed", first)
-        second.start()
-        wait_for(lambda: group_members(rig.settings) >= 2, 120, "the second worker joining", first)
+
+    def die(first: Process, second: Process) -> None:
         time.sleep(1.5)
         second.stop(signal.SIGKILL)
-        fault = time.monotonic()
-        feeder.join(timeout=120)
-        return rig.measure("join-and-die", fault)
-    finally:
-        first.stop()
-        second.stop()
+
+    return _second_worker(rig, "join-and-die", die)
 
 
 def join_and_leave(rig: Rig) -> DrillResult:
     """Workers join and leave (cleanly) while pages trickle in."""
+
+    def leave(first: Process, second: Process) -> None:
+        rig.midway(first, second)
+        second.stop()  # SIGTERM: a clean leave; its partitions go back to the first
+
+    return _second_worker(rig, "join-and-leave", leave)
+
+
+def _second_worker(rig: Rig, name: str, then: Callable[[Process, Process], None]) -> DrillResult:
+    """Pages trickle in to one worker; a second joins the group, then ``then`` happens."""
     first, second = rig.worker("first"), rig.worker("second")
     first.start()
     feeder = threading.Thread(target=produce, args=(rig.settings, rig.pages, 0.5), daemon=True)
@@ -378,11 +386,10 @@ def join_and_leave(rig: Rig) -> DrillResult:
         wait_for(lambda: indexed_count(rig.es, rig.settings) >= 5, 300, "5 indexed", first)
         second.start()
         wait_for(lambda: group_members(rig.settings) >= 2, 120, "the second worker joining", first)
-        rig.midway(first, second)
-        second.stop()  # SIGTERM: a clean leave; its partitions go back to the first
+        then(first, second)
         fault = time.monotonic()
         feeder.join(timeout=120)
-        return rig.measure("join-and-leave", fault)
+        return rig.measure(name, fault)
     finally:
         first.stop()
         second.stop()
@@ -390,36 +397,29 @@ def join_and_leave(rig: Rig) -> DrillResult:
 
 def kafka_restart(rig: Rig) -> DrillResult:
     """The broker stopped and started again mid-stream."""
-    first = rig.worker("first")
-    first.start()
-    produce(rig.settings, rig.pages)
-    try:
-        rig.midway(first)
-        rig.stack.stop_node("kafka")
-        fault = time.monotonic()
-        time.sleep(5)
-        rig.stack.start_node("kafka")
-        return rig.measure("kafka-restart", fault)
-    finally:
-        rig.stack.start_node("kafka")
-        first.stop()
+    return _outage(rig, "kafka-restart", "kafka", 5.0)
 
 
-def elasticsearch_outage(rig: Rig, seconds: float = 60.0) -> DrillResult:
+def elasticsearch_outage(rig: Rig) -> DrillResult:
     """Elasticsearch stopped for a minute mid-stream."""
+    return _outage(rig, "elasticsearch-outage", "elasticsearch", 60.0)
+
+
+def _outage(rig: Rig, name: str, service: str, seconds: float) -> DrillResult:
+    """One of the stack's services stopped mid-stream for ``seconds``, then started."""
     first = rig.worker("first")
     first.start()
     produce(rig.settings, rig.pages)
     try:
         rig.midway(first)
-        rig.stack.stop_node("elasticsearch")
+        rig.stack.stop_node(service)
         fault = time.monotonic()
         time.sleep(seconds)
-        assert first.running, first.tail()
-        rig.stack.start_node("elasticsearch")
-        return rig.measure("elasticsearch-outage", fault)
+        assert first.running, f"the worker exited while {service} was down:\n{first.tail()}"
+        rig.stack.start_node(service)
+        return rig.measure(name, fault)
     finally:
-        rig.stack.start_node("elasticsearch")
+        rig.stack.start_node(service)
         first.stop()
 
 
