@@ -74,7 +74,8 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         worker.execute_from_commandline()
     finally:
         # Reached after Faust's last commit and producer flush; never after a kill.
-        if worker.crash_reason is None and pipeline.app.changelog_failure is None:
+        crashed = worker.crash_reason or pipeline.app.crash_reason
+        if crashed is None and pipeline.app.changelog_failure is None:
             faust_overrides.mark_clean_stop(datadir)
 
 
