@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer
+from kafka.errors import CoordinatorNotAvailableError
 
 from deploy.stack import Stack
 from ingest.canon import canonicalize, site_of
@@ -175,7 +176,10 @@ def group_members(settings: Settings) -> int:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     try:
         group = f"{settings.topic_prefix}-pipeline"
-        return len(admin.describe_groups([group]).get(group, {}).get("members") or [])
+        try:
+            return len(admin.describe_groups([group]).get(group, {}).get("members") or [])
+        except CoordinatorNotAvailableError:  # a new broker still making its offsets topic
+            return 0
     finally:
         admin.close()
 
