@@ -191,8 +191,10 @@ def topics_list(ctx: Context) -> None:
     """List the pipeline's topics and what each carries."""
     from newsflow.topics import Topics
 
-    for spec in Topics.from_settings(ctx.settings).specs():
-        click.echo(f"{spec.name:<34} {spec.partitions:>3}  {spec.description}")
+    specs = Topics.from_settings(ctx.settings).specs()
+    width = max(len(spec.name) for spec in specs)
+    for spec in specs:
+        click.echo(f"{spec.name:<{width}} {spec.partitions:>3}  {spec.description}")
 
 
 @cli.command()

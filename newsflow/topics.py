@@ -41,11 +41,17 @@ class TopicSpec:
     partitions: int
     description: str
     retention_ms: int = 7 * DAY_MS
+    compacted: bool = False  # a table's changelog: the last value of each key is kept
 
     @property
     def config(self) -> dict[str, str]:
+        kept = (
+            {"cleanup.policy": "compact"}
+            if self.compacted
+            else {"retention.ms": str(self.retention_ms)}
+        )
         return {
-            "retention.ms": str(self.retention_ms),
+            **kept,
             "compression.type": "producer",
             "max.message.bytes": str(MAX_MESSAGE_BYTES),
         }
@@ -87,7 +93,31 @@ class Topics:
             raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
         return f"{self.prefix}.deadletter.{stage}"
 
+    def tables(self) -> dict[str, int]:
+        """The workers' tables and their partitions: those of the topic each is keyed
+        like (site-stories and boilerplate by site, as the pages; stories is global)."""
+        return {"site-stories": self.partitions, "boilerplate": self.partitions, "stories": 1}
+
+    def changelogs(self) -> list[TopicSpec]:
+        """The tables' changelog topics, named as Faust names them. Created with the
+        pipeline's topics, before any worker starts: workers starting together otherwise
+        race to create them, and one that sees a changelog before its partitions are
+        known refuses every write to its table."""
+        return [
+            TopicSpec(
+                f"{self.prefix}-pipeline-{name}-changelog",
+                partitions,
+                f"changelog of the workers' {name} table",
+                compacted=True,
+            )
+            for name, partitions in self.tables().items()
+        ]
+
     def specs(self) -> list[TopicSpec]:
+        """Every topic newsflow creates: the pipeline's, its dead letters', the tables'."""
+        return self._pipeline() + self.changelogs()
+
+    def _pipeline(self) -> list[TopicSpec]:
         p = self.partitions
         return [
             TopicSpec(self.pages, p, "raw fetched pages, keyed by site"),

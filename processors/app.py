@@ -158,9 +158,10 @@ class Pipeline:
             s: self._topic(t.deadletter(s), 1) for s in ("clean", "stories", "enrich", "index")
         }
         # Values are plain lists and dicts (JSON, the app's default serializer).
-        self.site_stories = self.app.Table("site-stories", partitions=p)
-        self.boilerplate = self.app.Table("boilerplate", partitions=p)
-        self.stories = self.app.Table("stories", partitions=1)
+        parts = t.tables()
+        self.site_stories = self.app.Table("site-stories", partitions=parts["site-stories"])
+        self.boilerplate = self.app.Table("boilerplate", partitions=parts["boilerplate"])
+        self.stories = self.app.Table("stories", partitions=parts["stories"])
         self.app.guarded_topics.update((t.pages, t.articles, t.clustered, t.enriched))
         self.app.agent(self.pages, name="clean")(self._clean)
         self.app.agent(self.articles, name="stories")(self._stories)

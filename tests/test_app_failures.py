@@ -102,3 +102,19 @@ def test_what_escapes_an_agent_stops_the_worker_with_the_reason(pipeline: Pipeli
     reason = asyncio.run(run())
     assert isinstance(reason, FatalError)
     assert "clean agent failed: RuntimeError: the dead-letter topic refused" in str(reason)
+
+
+def test_the_changelog_topics_created_up_front_are_the_ones_faust_writes(
+    pipeline: Pipeline,
+) -> None:
+    # Two workers started together against new topics raced to create these, and the
+    # one that saw a changelog before its partitions dead-lettered every article with
+    # PartitionsMismatch; created by `prepare` and `topics create`, they exist first.
+    written = {
+        t.changelog_topic.get_topic_name(): t.partitions
+        for t in (pipeline.site_stories, pipeline.boilerplate, pipeline.stories)
+    }
+    declared = {s.name: s.partitions for s in pipeline.topics.changelogs()}
+    assert written == declared
+    assert all(s.config["cleanup.policy"] == "compact" for s in pipeline.topics.changelogs())
+    assert set(declared) <= {s.name for s in pipeline.topics.specs()}
