@@ -30,6 +30,7 @@ from functools import partial
 from typing import Any, TypeVar, cast
 
 from elasticsearch import AsyncElasticsearch
+from faust.exceptions import PartitionsMismatch
 
 from newsflow import deadletter
 from newsflow.records import (
@@ -251,6 +252,9 @@ class Pipeline:
             await self.deliver(out)
         except FatalError:
             raise
+        except PartitionsMismatch as err:
+            # A table cannot write its changelog: true of every message, not this one.
+            raise FatalError(f"the {stage} stage cannot write its table: {err}") from err
         except Exception as err:  # never let one message stop the agent
             await self.deliver([self._dead_letter(stage, event, err)])
         self.app.done(event.message)

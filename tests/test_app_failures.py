@@ -118,3 +118,15 @@ def test_the_changelog_topics_created_up_front_are_the_ones_faust_writes(
     assert written == declared
     assert all(s.config["cleanup.policy"] == "compact" for s in pipeline.topics.changelogs())
     assert set(declared) <= {s.name for s in pipeline.topics.specs()}
+
+
+def test_a_table_that_cannot_write_stops_the_worker_instead_of_dead_lettering(
+    pipeline: Pipeline,
+) -> None:
+    from faust.exceptions import PartitionsMismatch
+
+    async def work() -> list[Any]:
+        raise PartitionsMismatch("the changelog topic has 0 partitions")
+
+    with pytest.raises(FatalError, match="cannot write its table"):
+        asyncio.run(pipeline._process("stories", _event(pipeline), work))
