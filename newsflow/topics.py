@@ -142,6 +142,7 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication: int =
     are left alone (their partition count is checked, since a mismatch breaks tables)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
 
     specs = list(specs)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="newsflow-admin")
@@ -149,13 +150,16 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication: int =
         existing = set(admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
         if missing:
-            admin.create_topics(
-                [
-                    NewTopic(s.name, s.partitions, replication, topic_configs=s.config)
-                    for s in missing
-                ]
-            )
-            log.info("created topics: %s", ", ".join(s.name for s in missing))
+            new = [
+                NewTopic(s.name, s.partitions, replication, topic_configs=s.config) for s in missing
+            ]
+            try:
+                # Returns once every partition has a leader: a worker started right after
+                # must not see a topic whose partitions are not known yet.
+                admin.create_topics(new, wait_for_metadata=True)
+                log.info("created topics: %s", ", ".join(s.name for s in missing))
+            except TopicAlreadyExistsError:  # another worker or `topics create`, just now
+                log.info("some topics were created by another process meanwhile")
         _check_partitions(admin, [s for s in specs if s.name in existing])
         return [s.name for s in missing]
     finally:
