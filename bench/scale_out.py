@@ -29,7 +29,7 @@ from tempfile import TemporaryDirectory
 from elasticsearch import Elasticsearch
 
 from ingest.producer import PageProducer
-from newsflow.settings import Settings
+from newsflow.settings import Settings, as_env
 from newsflow.topics import Topics
 from processors.app import prepare
 
@@ -58,13 +58,7 @@ def run(n: int, batch_size: int, base: Settings, tmp: Path) -> tuple[float, list
         update={"topic_prefix": f"scale-{uuid.uuid4().hex[:6]}", "topic_partitions": PARTITIONS}
     )
     prepare(s)
-    env = {
-        **os.environ,
-        "NEWSFLOW_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
-        "NEWSFLOW_ELASTICSEARCH_URL": s.elasticsearch_url,
-        "NEWSFLOW_TOPIC_PREFIX": s.topic_prefix,
-        "NEWSFLOW_TOPIC_PARTITIONS": str(PARTITIONS),
-    }
+    env = {**os.environ, **as_env(s)}
     argv = [sys.executable, "-m", "newsflow.cli", "-q", "worker", "--loglevel", "warn"]
     workers = [
         subprocess.Popen(argv, env={**env, "NEWSFLOW_STATE_DIR": str(tmp / f"{n}-{i}")}, cwd=ROOT)

@@ -102,6 +102,12 @@ def describe(settings: BaseSettings) -> list[tuple[str, Any, str]]:
     return rows
 
 
+def as_env(settings: BaseSettings) -> dict[str, str]:
+    """The settings as the environment variables that give them, for a child process
+    (a worker started by a test or a benchmark) that should see the same ones."""
+    return {env: str(value) for env, value, _ in describe(settings) if value is not None}
+
+
 def env_names(*classes: type[BaseSettings]) -> set[str]:
     """Every environment variable the given settings classes read."""
     names: set[str] = set()

@@ -44,7 +44,7 @@ from newsflow.records import (
 )
 from newsflow.settings import Settings
 from newsflow.topics import MAX_MESSAGE_BYTES, Topics
-from processors import faust_overrides, index, stages, sweep
+from processors import faust_overrides, index, stages, stories, sweep
 from processors.entities import Tagger
 
 log = logging.getLogger(__name__)
@@ -341,7 +341,7 @@ class Pipeline:
             return
         self._last_sweep = time.monotonic()
         try:
-            swept = await sweep.stories_table(self.stories, time.time(), self.options)
+            swept = stories.sweep(self.stories, time.time(), self.options.stories)
             log.info("swept %d expired entries from the stories table", swept)
         except Exception:
             log.exception("sweeping the stories table failed; tried again later")

@@ -48,13 +48,6 @@ async def sites(
     return swept
 
 
-async def stories_table(
-    table: MutableMapping[str, Any], now: float, options: stages.PipelineOptions
-) -> int:
-    """Drop expired stories from the global stories table."""
-    return stories.sweep(table, now, options.stories)
-
-
 async def _copy(
     table: MutableMapping[str, Any], keep: Callable[[str], bool], chunk: int
 ) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from ingest.producer import PageProducer
 from newsflow import audit
 from newsflow.demo.sites import EXPECTED, DemoServer, article_urls, url
 from newsflow.records import Filtered, RawPage, Source, SourceKind, utcnow
-from newsflow.settings import Settings
+from newsflow.settings import Settings, as_env
 from newsflow.topics import Topics
 from processors import stages
 from processors.entities import Tagger
@@ -135,12 +135,8 @@ def _entities(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def worker(settings: Settings, log: Path, state: Path) -> Process:
-    env = dict(os.environ)
+    env = {**os.environ, **as_env(settings)}
     env.update(
-        NEWSFLOW_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-        NEWSFLOW_ELASTICSEARCH_URL=settings.elasticsearch_url,
-        NEWSFLOW_TOPIC_PREFIX=settings.topic_prefix,
-        NEWSFLOW_TOPIC_PARTITIONS=str(settings.topic_partitions),
         NEWSFLOW_STATE_DIR=str(state),
         # Sweeps run often, so that they run under the faults too (nothing expires yet:
         # the pages are minutes old, the windows days long).

@@ -43,7 +43,7 @@ from newsflow.records import (
     Source,
     SourceKind,
 )
-from newsflow.settings import Settings
+from newsflow.settings import Settings, as_env
 from newsflow.topics import Topics
 from processors import index
 from tests.conftest import ROOT, read_topic
@@ -304,14 +304,7 @@ def test_documents_and_filtered_records_carry_their_origin() -> None:
 
 
 def run_audit(s: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full = dict(os.environ)
-    full.update(
-        NEWSFLOW_KAFKA_BOOTSTRAP=s.kafka_bootstrap,
-        NEWSFLOW_ELASTICSEARCH_URL=s.elasticsearch_url,
-        NEWSFLOW_TOPIC_PREFIX=s.topic_prefix,
-        NEWSFLOW_TOPIC_PARTITIONS=str(s.topic_partitions),
-    )
-    full.update(env)
+    full = {**os.environ, **as_env(s), **env}
     argv = [sys.executable, "-m", "newsflow.cli", "audit", *args]
     return subprocess.run(argv, env=full, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
