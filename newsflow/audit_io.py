@@ -15,19 +15,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch, TransportError
+from elasticsearch import ApiError, Elasticsearch
 from elasticsearch.helpers import ScanError, scan
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import (
     CoordinatorLoadInProgressError,
     CoordinatorNotAvailableError,
-    KafkaConnectionError,
-    KafkaTimeoutError,
     NotCoordinatorError,
 )
 
@@ -43,14 +40,15 @@ from newsflow.audit import (
     Sighting,
     join,
 )
+from newsflow.errors import SetupError
 from newsflow.records import Article, DecodeError, Filtered, PageOrigin, RawPage, decode
+from newsflow.services import KAFKA_TIMEOUTS, reachable
 from newsflow.settings import Settings
 from newsflow.topics import MAX_MESSAGE_BYTES, Topics
 
 log = logging.getLogger(__name__)
 
 # Short: an audit run by hand against a wrong address should say so in seconds, not hang.
-KAFKA_TIMEOUTS: dict[str, Any] = {"bootstrap_timeout_ms": 5000, "request_timeout_ms": 10000}
 ES_TIMEOUT = 10.0
 STALL_SECONDS = 30.0  # no new record for this long while the end is not reached: give up
 PROGRESS_EVERY = 10_000
@@ -60,27 +58,8 @@ Progress = Callable[[str], None] | None
 Ranges = dict[TopicPartition, tuple[int, int]]  # [start, end) offsets to read
 
 
-class AuditError(Exception):
+class AuditError(SetupError):
     """The audit could not be made (a topic missing, a read that stalled)."""
-
-
-class Unreachable(AuditError):
-    def __init__(self, service: str, address: str, error: BaseException) -> None:
-        super().__init__(f"cannot reach {service} at {address} ({type(error).__name__})")
-        self.service, self.address = service, address
-
-
-@contextmanager
-def reachable(settings: Settings) -> Iterator[None]:
-    """Turns the clients' connection failures into one ``Unreachable``, naming the address."""
-    try:
-        yield
-    # kafka-python 3 says "Unable to bootstrap" with a KafkaTimeoutError (2.x raised
-    # NoBrokersAvailable, which 3.0 no longer has).
-    except (KafkaTimeoutError, KafkaConnectionError) as err:
-        raise Unreachable("Kafka", settings.kafka_bootstrap, err) from err
-    except TransportError as err:  # refused, timed out, TLS: no answer at all
-        raise Unreachable("Elasticsearch", settings.elasticsearch_url, err) from err
 
 
 def _check_elasticsearch(es: Elasticsearch, url: str) -> None:

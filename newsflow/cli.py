@@ -7,13 +7,14 @@ Every option falls back to its NEWSFLOW_* environment variable (``--help`` names
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from newsflow import logs
+from newsflow.errors import EXIT_CODES_HELP
 from newsflow.settings import Settings, StackSettings, describe
+from newsflow.topics import TopicMismatch
 
 if TYPE_CHECKING:
     from newsflow.audit import AuditReport
@@ -31,28 +32,55 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-def _fail(err: Exception) -> None:
-    click.secho(f"error: {err}", fg="red", err=True)
-    sys.exit(1)
+class NewsflowGroup(click.Group):
+    """The root command: every failure below it ends as one line and an exit code (see
+    newsflow.errors), never a traceback, unless -vv asks for the traceback."""
 
-
-def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Known failures become one clear message and exit code 1, not a traceback."""
-    import functools
-
-    from deploy.stack.errors import StackError
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def invoke(self, ctx: click.Context) -> Any:
         try:
-            return fn(*args, **kwargs)
-        except StackError as err:
-            _fail(err)
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as err:
+            _report(ctx, err)
 
-    return wrapper
+
+def _report(ctx: click.Context, err: Exception) -> None:
+    from deploy.stack.errors import StackError
+    from newsflow import errors
+    from newsflow.services import reachable
+
+    verbosity = ctx.obj.verbosity if isinstance(ctx.obj, Context) else 0
+    if isinstance(ctx.obj, Context):  # a client's connection failure, said as Unreachable
+        try:
+            with reachable(ctx.obj.settings):
+                raise err
+        except errors.Unreachable as said:
+            err = said
+        except Exception:  # noqa: S110 - not a connection failure: reported below
+            pass
+    if verbosity >= 2:
+        raise err
+    if isinstance(err, errors.SetupError | StackError | TopicMismatch):
+        click.secho(f"error: {err}", fg="red", err=True)
+        sys.exit(errors.SETUP)
+    click.secho(
+        f"error: newsflow failed unexpectedly: {type(err).__name__}: {err}\n"
+        "  -> this is a bug; run the command again with -vv to see where, and report it",
+        fg="red",
+        err=True,
+    )
+    sys.exit(errors.BUG)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.group(
+    cls=NewsflowGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+    epilog=EXIT_CODES_HELP,
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for libraries too).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 @click.option(
@@ -123,7 +151,6 @@ def _print_status(rows: list[Any]) -> None:
 
 @stack.command("up")
 @pass_ctx
-@handle_errors
 def stack_up(ctx: Context) -> None:
     """Start Kafka and Elasticsearch (reusing running ones) and wait until both are healthy."""
     from deploy.stack import Stack
@@ -133,7 +160,6 @@ def stack_up(ctx: Context) -> None:
 
 @stack.command("down")
 @pass_ctx
-@handle_errors
 def stack_down(ctx: Context) -> None:
     """Stop both services cleanly (SIGTERM, then SIGKILL after a grace period)."""
     from deploy.stack import Stack
@@ -144,7 +170,6 @@ def stack_down(ctx: Context) -> None:
 
 @stack.command("status")
 @pass_ctx
-@handle_errors
 def stack_status(ctx: Context) -> None:
     """Show each service's version, address, pid and health. Exit 1 unless all healthy."""
     from deploy.stack import Stack
@@ -158,7 +183,6 @@ def stack_status(ctx: Context) -> None:
 @click.argument("service", type=click.Choice(["kafka", "elasticsearch"]))
 @click.option("-n", "--lines", default=40, help="How many lines from the end.")
 @pass_ctx
-@handle_errors
 def stack_logs(ctx: Context, service: str, lines: int) -> None:
     """Print the end of a service's log."""
     from deploy.stack import Stack
@@ -217,7 +241,6 @@ def worker(ctx: Context, loglevel: str) -> None:
 
 @cli.command()
 @pass_ctx
-@handle_errors
 def demo(ctx: Context) -> None:
     """Run newsflow end to end on built-in data: starts the local stack if needed."""
     from newsflow import demo_run
@@ -541,14 +564,7 @@ def _repair(settings: Settings, report: AuditReport, dry_run: bool) -> dict[str,
 
 
 def main() -> None:
-    from newsflow.topics import TopicMismatch
-
-    try:
-        cli(auto_envvar_prefix=None)
-    except TopicMismatch as err:
-        # A setup problem with a remedy, not a crash: the message says what to do.
-        click.secho(f"Error: {err}", err=True, fg="red")
-        sys.exit(1)
+    cli(auto_envvar_prefix=None)
 
 
 if __name__ == "__main__":

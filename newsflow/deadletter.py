@@ -11,6 +11,9 @@ dead-letter topic, with headers saying who failed, when, why and where it came f
     newsflow-dlq-source-partition, newsflow-dlq-source-offset
     newsflow-dlq-failed-at       ISO 8601, UTC
     newsflow-dlq-article-id, newsflow-dlq-url   when known, to find it in logs
+    newsflow-dlq-input           for ingest failures, which were never a message: the input
+                                 they came from (a list file and line, a WARC file and
+                                 offset, a feed's URL)
 
 `newsflow deadletter list` shows them; `newsflow deadletter replay` sends them back to
 their source topic (original headers restored) once the cause is fixed.
@@ -64,6 +67,7 @@ def failure_headers(
     *,
     article_id: str | None = None,
     url: str | None = None,
+    source: str | None = None,
     now: datetime | None = None,
 ) -> Headers:
     """The original message's own headers (minus earlier failure headers), then ours."""
@@ -82,6 +86,8 @@ def failure_headers(
         ours["article-id"] = article_id
     if url:
         ours["url"] = url
+    if source:
+        ours["input"] = source
     kept = [(k, v) for k, v in origin.headers if not k.startswith(PREFIX)]
     return kept + [(PREFIX + k, v.encode("utf-8")) for k, v in ours.items()]
 
@@ -105,6 +111,8 @@ def read(
         offset=int(h.get("source-offset", "-1")),
         failed_at=datetime.fromisoformat(h["failed-at"]) if "failed-at" in h else utcnow(),
         permanent=h.get("permanent", "1") == "1",
+        url=h.get("url", ""),
+        source=h.get("input", ""),
         key=key,
         value=value,
     )

@@ -21,5 +21,7 @@ def configure(verbosity: int) -> None:
     for name in ("newsflow", "ingest", "processors", "deploy"):
         logging.getLogger(name).setLevel(level)
     if verbosity < 1:
+        # Both clients log each failed connection attempt with its traceback; the command
+        # says in one line what it could not reach (newsflow.services), -v shows them.
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
-        logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+        logging.getLogger("elastic_transport").setLevel(logging.CRITICAL)

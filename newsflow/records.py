@@ -201,5 +201,8 @@ class DeadLetter(Record):
     offset: int
     failed_at: AwareDatetime
     permanent: bool = True
+    url: str = ""
+    # For a failure that was never a message (ingest): the input it came from.
+    source: str = ""
     key: Annotated[bytes | None, Field(repr=False)] = None
     value: Annotated[bytes | None, Field(repr=False)] = None

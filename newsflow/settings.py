@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         description="Seconds a partition's next offset may sit unprocessed while its agent "
         "is idle before the worker seeks back to it (a safety net: each one is logged)",
     )
+    sources: Path | None = Field(
+        None, description="YAML file of the feeds and sitemaps `newsflow ingest feeds` watches"
+    )
     state_dir: Path = Field(
         Path(".newsflow-state"),
         description="Local state of workers: Faust's RocksDB tables (rebuilt from Kafka if lost)",

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from newsflow.errors import SetupError
 from newsflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,8 @@ DAY_MS = 24 * 3600 * 1000
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
-class TopicMismatch(Exception):
-    def __init__(self, message: str, hint: str) -> None:
-        super().__init__(f"{message}\n  -> {hint}")
+class TopicMismatch(SetupError):
+    """Topics that exist with another layout than the pipeline declares."""
 
 
 @dataclass(frozen=True)

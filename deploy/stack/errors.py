@@ -1,11 +1,11 @@
 """The one exception of the local stack; ``hint`` tells the user how to fix it."""
 
+from newsflow.errors import SetupError
 
-class StackError(Exception):
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
+
+class StackError(SetupError):
+    """The local stack cannot be installed, started or stopped as asked."""
 
     def __str__(self) -> str:
-        message = super().__str__()
-        return f"{message}\n  -> {self.hint}" if self.hint else message
+        # Stack failures often quote a log's last lines: the hint goes on its own line.
+        return f"{self.message}\n  -> {self.hint}" if self.hint else self.message
