@@ -12,10 +12,14 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: demo test lint stack-up stack-down bench clean
 
+# pip runs quietly (its full output is hundreds of lines); these lines say what the
+# minute of silence is.
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@test -x $(BIN)/python || { echo "creating the virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "installing newsflow and its dependencies into $(VENV) (about a minute the first time)..."
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@echo "installed"
 	@touch $@
 
 demo: $(STAMP)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,8 @@ QUERIES = ("dockworkers strike", "interest rate", "seagrass carbon")
 # second demo overwrites the first one's documents instead of adding copies.
 PORTS = {"courier": 18101, "ledger": 18102, "meridian": 18103}
 NON_ARTICLES = ("home", "section")
+# The demo's ingest state, under the stack's directory (NEWSFLOW_STACK_DIR).
+DEMO_INGEST_STATE = "demo-ingest"
 
 
 def run(settings: Settings, stack_settings: StackSettings, timeout: float = 600) -> None:
@@ -57,7 +59,8 @@ def run(settings: Settings, stack_settings: StackSettings, timeout: float = 600)
         with _serve() as server:
             articles, others = _demo_urls(server)
             _step(3, "polling the 3 sample sites' feeds and fetching their pages onto Kafka")
-            click.echo(f"    {_fetch_and_produce(settings, server, others)}")
+            state = stack_settings.dir / DEMO_INGEST_STATE
+            click.echo(f"    {_fetch_and_produce(settings, server, others, state)}")
         expected_ids = {article_id(canonicalize(u)) for u in articles}
         _step(4, f"waiting until all {len(expected_ids)} articles are searchable")
         _wait_indexed(settings, expected_ids, worker, log_file, timeout)
@@ -68,7 +71,8 @@ def run(settings: Settings, stack_settings: StackSettings, timeout: float = 600)
     click.echo(
         '\nNext: `newsflow search "port strike"`; `newsflow deadletter list`; the stack '
         "keeps running (`newsflow stack down` stops it); the worker log is in "
-        f"{log_file}."
+        f"{log_file}; the feeds' health: "
+        f"`NEWSFLOW_STATE_DIR={stack_settings.dir / DEMO_INGEST_STATE} newsflow ingest status`."
     )
 
 
@@ -123,23 +127,25 @@ def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
             worker.wait()
 
 
-def _fetch_and_produce(settings: Settings, server: DemoServer, others: list[str]) -> str:
+def _fetch_and_produce(
+    settings: Settings, server: DemoServer, others: list[str], state: Path
+) -> str:
     """Ingest the sites as newsflow does in production: their feeds and news sitemap
     polled once, new articles fetched politely (the courier's robots.txt asks for 2 s
-    between requests), plus the pages no feed lists. A fresh ingest state each run, so a
-    second demo sends everything again (the pipeline's ids make that harmless)."""
+    between requests), plus the pages no feed lists. The ingest state (feed health, seen
+    URLs) is the demo's own, in ``state``, emptied at each run so a second demo sends
+    everything again (the pipeline's ids make that harmless); it stays afterwards for
+    `newsflow ingest status` to show."""
     from ingest.monitor import fetch_urls, run_monitor
     from ingest.sources import SourcesFile, SourceSpec
 
     specs = [SourceSpec(name=key, **found) for key, found in listings(server).items()]
-    with tempfile.TemporaryDirectory(prefix="newsflow-demo-") as tmp:
-        ingest_settings = settings.model_copy(update={"state_dir": Path(tmp)})
-        fed = asyncio.run(
-            run_monitor(ingest_settings, SourcesFile(sources=specs), once=True, allow_private=True)
-        )
-        rest = asyncio.run(
-            fetch_urls(ingest_settings, others, ref="demo pages", allow_private=True)
-        )
+    shutil.rmtree(state, ignore_errors=True)
+    ingest_settings = settings.model_copy(update={"state_dir": state})
+    fed = asyncio.run(
+        run_monitor(ingest_settings, SourcesFile(sources=specs), once=True, allow_private=True)
+    )
+    rest = asyncio.run(fetch_urls(ingest_settings, others, ref="demo pages", allow_private=True))
     return f"feeds: {fed.summary()}; other pages: {rest.summary()}"
 
 
@@ -169,10 +175,6 @@ def _wait_indexed(
                 shown = found
 
 
-def _markers() -> tuple[str, str]:
-    return search.BOLD if sys.stdout.isatty() else search.PLAIN
-
-
 def _count_ids(es: Any, index: str, ids: set[str]) -> int:
     if not es.indices.exists_alias(name=index):
         return 0
@@ -187,10 +189,10 @@ def _report(settings: Settings) -> None:
 
     index = alias(settings.topic_prefix)
     with Elasticsearch(settings.elasticsearch_url) as es:
+        markers = search.markers_for(sys.stdout)
         for q in QUERIES:
-            click.echo(
-                search.render(search.parse(es.search(index=index, **search.query_body(q))), q)
-            )
+            body = search.query_body(q, markers=markers)
+            click.echo(search.render(search.parse(es.search(index=index, **body)), q, markers))
             click.echo()
         stats = es.search(
             index=index,

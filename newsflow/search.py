@@ -10,15 +10,31 @@ FACETS = ("persons", "organizations", "places", "site_name")
 
 
 BOLD = ("\x1b[1m", "\x1b[0m")
-PLAIN = ("«", "»")  # for output that is not a terminal
+PLAIN = ("«", "»")  # for output that is not a terminal: a file, a pipe, a log
+MAX_SIZE = 100  # stories per search: more is a report, not a search (Kibana exports those)
+EVERYTHING = "*"
+
+
+def markers_for(stream: Any) -> tuple[str, str]:
+    """Bold on a terminal; elsewhere printable marks, never escape sequences in a file."""
+    isatty = getattr(stream, "isatty", None)
+    return BOLD if isatty is not None and isatty() else PLAIN
 
 
 def query_body(
-    text: str, *, size: int = 5, collapse: bool = True, markers: tuple[str, str] = BOLD
+    text: str, *, size: int = 5, collapse: bool = True, markers: tuple[str, str] = PLAIN
 ) -> dict[str, Any]:
+    """The search request; ``*`` (or nothing) asks for every article, newest first."""
+    if not 1 <= size <= MAX_SIZE:
+        raise ValueError(f"size must be 1 to {MAX_SIZE}, not {size}")
+    everything = text.strip() in ("", EVERYTHING)
     body: dict[str, Any] = {
         "size": size,
-        "query": {"multi_match": {"query": text, "fields": ["title^3", "description^2", "text"]}},
+        "query": (
+            {"match_all": {}}
+            if everything
+            else {"multi_match": {"query": text, "fields": ["title^3", "description^2", "text"]}}
+        ),
         "highlight": {
             "fields": {"text": {"fragment_size": 160, "number_of_fragments": 2}},
             "pre_tags": [markers[0]],
@@ -36,6 +52,8 @@ def query_body(
             "duplicate_kind",
         ],
     }
+    if everything:
+        body["sort"] = [{"published_at": {"order": "desc", "missing": "_last"}}]
     if collapse:
         # One hit per story; the copies are counted with a cardinality-free inner_hits.
         body["collapse"] = {
@@ -82,12 +100,23 @@ def parse(resp: Any) -> Result:
     return Result(resp["hits"]["total"]["value"], hits, facets)
 
 
-def render(result: Result, query: str) -> str:
-    lines = [f'search "{query}": {result.total} matching article(s), by story:']
+def balanced(snippet: str, markers: tuple[str, str]) -> str:
+    """A snippet whose every opening marker is closed: an unclosed bold escape would bold
+    the rest of the terminal, an unclosed « reads as a typo."""
+    start, end = markers
+    opened = snippet.count(start) - snippet.count(end)
+    return snippet + end * max(0, opened)
+
+
+def render(result: Result, query: str, markers: tuple[str, str] = PLAIN) -> str:
+    if not result.hits:
+        return f'search "{query}": no article matches'
+    what = "all articles, newest first" if query.strip() in ("", EVERYTHING) else "matching"
+    lines = [f'search "{query}": {result.total} article(s) {what}, by story:']
     for hit in result.hits:
         lines.append(f"  * {hit.title}  [{hit.site}]")
         lines.append(f"    {hit.url}")
-        lines.extend(f"      ...{' '.join(s.split())}..." for s in hit.snippets)
+        lines.extend(f"      ...{balanced(' '.join(s.split()), markers)}..." for s in hit.snippets)
         if hit.copies:
             lines.append(
                 f"    + {len(hit.copies)} more cop{'y' if len(hit.copies) == 1 else 'ies'} "

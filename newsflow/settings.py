@@ -9,10 +9,14 @@ class prefix (``NEWSFLOW_KAFKA_BOOTSTRAP``, ``NEWSFLOW_STACK_KAFKA_PORT``...);
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from newsflow.errors import SetupError
+
+S = TypeVar("S", bound=BaseSettings)
 
 
 class Settings(BaseSettings):
@@ -94,6 +98,23 @@ class StackSettings(BaseSettings):
     @property
     def elasticsearch_url(self) -> str:
         return f"http://127.0.0.1:{self.es_port}"
+
+
+def load(cls: type[S], **overrides: Any) -> S:
+    """The settings from the environment (and ``overrides``, from command-line options); a
+    value that does not parse is a SetupError naming its variable, not a traceback."""
+    try:
+        return cls(**overrides)
+    except ValidationError as err:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        problems = "; ".join(
+            f"{prefix}{'.'.join(str(p) for p in e['loc'])}".upper()
+            + f"={e.get('input')!r}: {e['msg']}"
+            for e in err.errors()
+        )
+        raise SetupError(
+            f"bad setting: {problems}", "correct or unset it (`newsflow settings` lists them)"
+        ) from None
 
 
 def describe(settings: BaseSettings) -> list[tuple[str, Any, str]]:

@@ -33,6 +33,7 @@ FALLBACK_ROOT = Path("/var/tmp/newsflow-es")  # noqa: S108
 
 class ElasticsearchNode:
     name = "elasticsearch"
+    cluster_name = "newsflow"
 
     def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
@@ -56,6 +57,11 @@ class ElasticsearchNode:
     def log_file(self) -> Path:
         return self.root / "logs" / "stdout.log"
 
+    @property
+    def server_log(self) -> Path:
+        # Elasticsearch names its plain-text log after the cluster (cluster.name).
+        return self.root / "logs" / f"{self.cluster_name}.log"
+
     def pid(self) -> int | None:
         return read_pid(self.pid_file)
 
@@ -68,7 +74,7 @@ class ElasticsearchNode:
         return "\n".join(
             [
                 "# Written by `newsflow stack up`; edits are overwritten.",
-                "cluster.name: newsflow",
+                f"cluster.name: {self.cluster_name}",
                 "node.name: newsflow-1",
                 "network.host: 127.0.0.1",
                 f"http.port: {s.es_port}",

@@ -32,6 +32,7 @@ class KafkaNode:
         self.config = self.root / "server.properties"
         self.pid_file = self.root / "kafka.pid"
         self.log_file = self.log_dir / "stdout.log"
+        self.server_log = self.log_dir / "server.log"  # log4j2.yaml writes it
         self.port = settings.kafka_port
 
     @property

@@ -28,6 +28,8 @@ class Node(Protocol):
     @property
     def log_file(self) -> Path: ...
     @property
+    def server_log(self) -> Path: ...
+    @property
     def pid_file(self) -> Path: ...
     def pid(self) -> int | None: ...
     def start(self) -> int: ...
@@ -79,10 +81,11 @@ class Stack:
 
         def ready() -> bool:
             if node.pid() is None:
+                # What the JVM printed itself (a bad option, no memory), else the log.
+                path = node.log_file if tail(node.log_file, 1).strip() else node.server_log
                 raise StackError(
-                    f"{node.name} exited during start-up; its log ends with:\n"
-                    f"{tail(node.log_file, 25)}",
-                    f"see {node.log_file} (`newsflow stack logs {node.name}`)",
+                    f"{node.name} exited during start-up; its log ends with:\n{tail(path, 25)}",
+                    f"see {path} (`newsflow stack logs {node.name}`)",
                 )
             return node.healthy()
 
@@ -133,5 +136,13 @@ class Stack:
             for pid in [node.pid()]
         ]
 
-    def logs(self, name: str, lines: int) -> str:
-        return tail(self.node(name).log_file, lines)
+    def logs(self, name: str, lines: int) -> tuple[Path, str]:
+        """The end of a service's own log (where it is, and its last ``lines``). Kafka
+        writes its log through log4j to server.log, not to the process's stdout: that
+        only carries what the JVM prints before log4j starts, read when the log is empty."""
+        node = self.node(name)
+        for path in (node.server_log, node.log_file):
+            text = tail(path, lines)
+            if text.strip():
+                return path, text
+        return node.server_log, ""
