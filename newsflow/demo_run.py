@@ -24,6 +24,7 @@ from deploy.stack import Stack
 from ingest.canon import canonicalize
 from newsflow import search
 from newsflow.demo.sites import EXPECTED, DemoServer, article_urls, listings, url
+from newsflow.errors import SetupError
 from newsflow.records import article_id
 from newsflow.settings import Settings, StackSettings
 
@@ -84,9 +85,9 @@ def _serve() -> DemoServer:
     try:
         return DemoServer(PORTS)
     except OSError as err:
-        raise click.ClickException(
-            f"cannot serve the demo sites on ports {sorted(PORTS.values())}: {err}; "
-            "stop what uses them (a demo still running?)"
+        raise SetupError(
+            f"cannot serve the demo sites on ports {sorted(PORTS.values())}: {err}",
+            "stop what uses them (a demo still running?)",
         ) from err
 
 
