@@ -73,3 +73,31 @@ def site_of(url: str) -> str:
         return domain.lower()
     host = (parts.hostname or "").lower()
     return f"{host}:{parts.port}" if parts.port else host
+
+
+def url_problem(text: str) -> str | None:
+    """Why ``text`` is not an http(s) URL newsflow can fetch, or None if it is one.
+
+    Pure and total: it never raises, so a caller reading URLs from a file or a feed can
+    turn a bad one into a counted skip instead of a crash."""
+    candidate = text.strip()
+    if not candidate:
+        return "empty"
+    if any(c.isspace() for c in candidate):
+        return "not a URL (it contains white space)"
+    try:
+        parts = urlsplit(candidate)
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is asked for
+    except ValueError as err:  # "http://[::1", "http://x:99999/"
+        return f"not a URL ({err})"
+    if not parts.scheme:
+        return "not a URL (no http:// or https:// in front)"
+    if parts.scheme.lower() not in DEFAULT_PORTS:
+        return f"not an http(s) URL (scheme {parts.scheme!r})"
+    if not parts.hostname:
+        return "not a URL (no host name)"
+    try:
+        canonicalize(candidate)
+    except ValueError as err:
+        return f"not a URL ({err})"
+    return None

@@ -1,7 +1,8 @@
 """Continuous monitoring: poll each feed and sitemap when it is due, fetch what is new,
 put it on Kafka. Per-feed health (validators, rate, failures, next poll) is saved after
 every poll, so a restart resumes the schedule instead of polling everything at once, and
-the seen-URL store keeps it from refetching articles already sent.
+the seen-URL store keeps it from refetching articles already sent, or those that failed
+for good before (until asked to retry them).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from ingest import schedule
-from ingest.canon import canonicalize, site_of
+from ingest.canon import canonicalize, site_of, url_problem
 from ingest.feeds import Feed, parse_feed
 from ingest.fetch import FEED_TYPES, SITEMAP_TYPES, Fetched, Fetcher, FetchError
-from ingest.jobs import IngestStats, PageSink
+from ingest.jobs import Failure, IngestStats, PageSink
 from ingest.sitemaps import Sitemap, parse_sitemap
 from ingest.sources import SourcesFile
+from ingest.urllist import Listed
+from newsflow.errors import SetupError
 from newsflow.records import RawPage, Source, SourceKind
 from newsflow.settings import Settings
 
@@ -40,6 +43,7 @@ class Link:
     url: str
     title: str | None = None
     published_at: datetime | None = None
+    where: str | None = None  # where it was listed, when not the feed (urls.txt:2)
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,10 @@ class Round:
 
     fresh: set[str]
     transient: list[tuple[Link, FetchError]]
+    sent: int = 0  # pages put on the pages topic
+
+
+Progress = Callable[[str], None]
 
 
 class HealthStore:
@@ -56,8 +64,14 @@ class HealthStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        raw = json.loads(path.read_text()) if path.is_file() else {}
-        self.health = {u: schedule.FeedHealth.model_validate(h) for u, h in raw.items()}
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+            self.health = {u: schedule.FeedHealth.model_validate(h) for u, h in raw.items()}
+        except (OSError, ValueError, AttributeError) as err:  # pydantic's errors are too
+            raise SetupError(
+                f"cannot read the feed health in {path}: {type(err).__name__}: {err}",
+                "move the file away to start every feed's schedule afresh",
+            ) from err
 
     def get(self, url: str) -> schedule.FeedHealth:
         return self.health.get(url) or schedule.FeedHealth(url=url)
@@ -78,24 +92,38 @@ class Monitor:
         sink: PageSink,
         health: HealthStore,
         policy: schedule.PollPolicy = schedule.DEFAULT_POLICY,
+        *,
+        retry_failed: bool = False,
+        progress: Progress | None = None,
     ) -> None:
         self.endpoints, self.fetcher, self.sink = list(endpoints), fetcher, sink
         self.health, self.policy = health, policy
+        # Try again what failed for good on an earlier run, instead of skipping it.
+        self.retry_failed = retry_failed
+        self.progress = progress
         # Canonical URLs being fetched by some poll right now: two feeds of one site list
         # the same articles, and are polled concurrently.
         self._claimed: set[str] = set()
 
     async def run(
-        self, stop: asyncio.Event, cycles: int | None = None, metrics: Path | None = None
+        self,
+        stop: asyncio.Event,
+        cycles: int | None = None,
+        metrics: Path | None = None,
+        *,
+        now: bool = False,
     ) -> None:
         """Poll each feed and sitemap whenever it is due, until ``stop`` is set. Each poll
         runs on its own: a feed waiting out a crawl delay or a hanging host holds up no
         other. The ``metrics`` file is rewritten as polls finish. With ``cycles``: that
-        many rounds of whatever is due, then return (``--once``, tests)."""
+        many rounds of whatever is due, then return (``--once``, tests). ``now``: the
+        first round polls every feed and sitemap, due or not (``--now``)."""
+        forced = {url for _, _, url in self.endpoints} if now else set()
         if cycles is not None:
             for _ in range(cycles):
-                now = datetime.now(UTC)
-                due = [e for e in self.endpoints if schedule.is_due(self.health.get(e[2]), now)]
+                at = datetime.now(UTC)
+                due = [e for e in self.endpoints if e[2] in forced or self._due(e[2], at)]
+                forced.clear()
                 await asyncio.gather(*(self.poll(kind, url) for _, kind, url in due))
                 if metrics is not None:
                     self.write_metrics(metrics)
@@ -104,13 +132,14 @@ class Monitor:
         stopping = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
-                now = datetime.now(UTC)
+                at = datetime.now(UTC)
                 for _, kind, url in self.endpoints:
-                    if url not in polling and schedule.is_due(self.health.get(url), now):
+                    if url not in polling and (url in forced or self._due(url, at)):
+                        forced.discard(url)
                         polling[url] = asyncio.create_task(self.poll(kind, url), name=url)
                 await asyncio.wait(
                     {stopping, *polling.values()},
-                    timeout=self._seconds_to_next_due(now, busy=polling.keys()),
+                    timeout=self._seconds_to_next_due(at, busy=polling.keys()),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 finished = [url for url, task in polling.items() if task.done()]
@@ -126,6 +155,9 @@ class Monitor:
             await asyncio.gather(*polling.values(), return_exceptions=True)
             if metrics is not None:
                 self.write_metrics(metrics)
+
+    def _due(self, url: str, now: datetime) -> bool:
+        return schedule.is_due(self.health.get(url), now)
 
     def write_metrics(self, path: Path) -> None:
         from ingest import metrics
@@ -146,51 +178,12 @@ class Monitor:
         return min(60.0, max(0.0, (soonest - now).total_seconds()))
 
     async def poll(self, kind: str, url: str) -> None:
-        health = self.health.get(url)
-        accept = FEED_TYPES if kind == "feed" else SITEMAP_TYPES
-        got = await self.fetcher.fetch(
-            url,
-            etag=health.etag,
-            last_modified=health.last_modified,
-            accept=accept,
-            max_retry_after=LISTING_RETRY_WAIT,
-        )
+        before = self.health.get(url)
         now = datetime.now(UTC)
-        listing: Feed | Sitemap | None = None
-        hints: dict[str, Any] = {}  # what a full, readable answer says about the next poll
-        if isinstance(got, FetchError):
-            health = schedule.update_after_failure(
-                health,
-                f"{got.reason}: {got.detail}",
-                now,
-                policy=self.policy,
-                retry_after=None if got.retry_after is None else str(got.retry_after),
-            )
-        elif got.status == 304:
-            health = schedule.update_after_not_modified(
-                health, now=now, policy=self.policy, **_validators(got)
-            )
-        else:
-            parsed = (
-                parse_feed(got.body, got.url, got.content_type)
-                if kind == "feed"
-                else parse_sitemap(got.body, got.url)
-            )
-            if isinstance(parsed, Feed | Sitemap):
-                listing = parsed
-                feed = parsed if isinstance(parsed, Feed) else None
-                hints = {
-                    **_validators(got),
-                    "ttl_seconds": feed.ttl_seconds if feed else None,
-                    "update_period_seconds": feed.update_period_seconds if feed else None,
-                }
-            else:
-                health = schedule.update_after_failure(
-                    health, f"{parsed.reason}: {parsed.detail}", now, policy=self.policy
-                )
+        health, listing, hints, error = await self._poll_listing(kind, url, before, now)
         if isinstance(listing, Sitemap) and listing.kind == "sitemapindex":
             self._add_sitemaps([u.url for u in listing.urls], url)
-        listed = _links(listing) if listing is not None else []
+        listed = self.usable(_links(listing) if listing is not None else [], url)
         # Articles an earlier poll could not fetch are tried again, whatever the feed says
         # now: a 304 does not list them, and a busy feed may have dropped them already.
         pending = {canonicalize(p.url): p for p in health.pending}
@@ -199,14 +192,91 @@ class Monitor:
             Link(p.url, p.title, p.published_at) for k, p in pending.items() if k not in listed_keys
         ]
         kind_of = SourceKind.FEED if kind == "feed" else SourceKind.SITEMAP
+        failures = self.sink.stats.failures
         fetched = await self.fetch_new([*listed, *retries], kind_of, url)
+        new = 0
         if listing is not None:
             new = len((fetched.fresh & listed_keys) - pending.keys())
             health = schedule.update_after_success(
                 health, new, now=now, policy=self.policy, **hints
             )
         still = self._still_pending(fetched.transient, pending, url)
-        self.health.put(schedule.with_pending(health, still, now, self.policy))
+        health = schedule.with_pending(health, still, now, self.policy)
+        self.health.put(health)
+        if error is not None:
+            self.sink.stats.failed_polls += 1
+            log.warning("%s: poll failed: %s; %s", url, error, _next_poll(health, now))
+        if self.progress is not None:
+            failed = self.sink.stats.failures - failures
+            self.progress(_poll_line(url, error, new, fetched.sent, failed, len(still)))
+
+    async def _poll_listing(
+        self, kind: str, url: str, health: schedule.FeedHealth, now: datetime
+    ) -> tuple[schedule.FeedHealth, Feed | Sitemap | None, dict[str, Any], str | None]:
+        """Fetch and read a feed or sitemap: its health updated unless the answer is a
+        full listing (updated once its articles are fetched), the listing, what the
+        answer says about the next poll, and why the poll failed, if it did."""
+        accept = FEED_TYPES if kind == "feed" else SITEMAP_TYPES
+        got = await self.fetcher.fetch(
+            url,
+            etag=health.etag,
+            last_modified=health.last_modified,
+            accept=accept,
+            max_retry_after=LISTING_RETRY_WAIT,
+        )
+        if isinstance(got, FetchError):
+            error = f"{got.reason}: {got.detail}"
+            retry_after = None if got.retry_after is None else str(got.retry_after)
+            failed = schedule.update_after_failure(
+                health, error, now, policy=self.policy, retry_after=retry_after
+            )
+            return failed, None, {}, error
+        if got.status == 304:
+            same = schedule.update_after_not_modified(
+                health, now=now, policy=self.policy, **_validators(got)
+            )
+            return same, None, {}, None
+        parsed = (
+            parse_feed(got.body, got.url, got.content_type)
+            if kind == "feed"
+            else parse_sitemap(got.body, got.url)
+        )
+        if not isinstance(parsed, Feed | Sitemap):
+            error = f"{parsed.reason}: {parsed.detail}"
+            failed = schedule.update_after_failure(health, error, now, policy=self.policy)
+            return failed, None, {}, error
+        feed = parsed if isinstance(parsed, Feed) else None
+        hints = {
+            **_validators(got),
+            "ttl_seconds": feed.ttl_seconds if feed else None,
+            "update_period_seconds": feed.update_period_seconds if feed else None,
+        }
+        return health, parsed, hints, None
+
+    def usable(self, links: list[Link], ref: str) -> list[Link]:
+        """The links that are fetchable URLs; each other one is a failure where it was
+        listed (its feed, or its line of a list), unless it failed so before."""
+        out = []
+        for link in links:
+            problem = url_problem(link.url)
+            if problem is None:
+                out.append(link)
+            elif not self._failed_before(link.url):
+                failure = Failure(link.where or ref, "bad-url", problem, url=link.url)
+                self.sink.fail(failure, remember=True)
+        return out
+
+    def _failed_before(self, url: str) -> bool:
+        """Whether ``url`` failed for good on an earlier run, so is not tried again
+        (counted, not dead-lettered again); never with ``retry_failed``."""
+        if self.retry_failed or self.sink.seen is None:
+            return False
+        found = self.sink.seen.failed_before(url)
+        if found is None:
+            return False
+        self.sink.stats.failed_before.add(_key(url))
+        log.debug("not trying %s again: it failed on %s: %s", url, found.at, found.reason)
+        return True
 
     def _still_pending(
         self,
@@ -222,7 +292,8 @@ class Monitor:
             attempts = (earlier.attempts if earlier else 0) + 1
             if attempts >= self.policy.link_attempts:
                 detail = f"{error.detail} (gave up after {attempts} polls)"
-                self.sink.skip(ref, -1, link.url, error.reason, detail, transient=True)
+                where = link.where or ref
+                self.sink.fail(Failure(where, error.reason, detail, link.url, transient=True))
                 continue
             log.info("will try %s again at the next poll: %s", link.url, error.reason)
             out.append(
@@ -255,9 +326,15 @@ class Monitor:
         fresh = []
         for link in links:
             key = canonicalize(link.url)
-            if key not in self._claimed and not self._seen(link.url):
-                self._claimed.add(key)
-                fresh.append(link)
+            if key in self._claimed:
+                continue
+            if self._seen(link.url):
+                self.sink.stats.already_seen += 1
+                continue
+            if self._failed_before(link.url):
+                continue
+            self._claimed.add(key)
+            fresh.append(link)
         return fresh
 
     async def _fetch_claimed(self, fresh: list[Link], kind: SourceKind, ref: str) -> Round:
@@ -268,7 +345,8 @@ class Monitor:
                 if got.transient:
                     transient.append((link, got))
                 else:
-                    self.sink.skip(ref, -1, link.url, got.reason, got.detail)
+                    failure = Failure(link.where or ref, got.reason, got.detail, link.url)
+                    self.sink.fail(failure, remember=True)
                 continue
             self.sink.page(_page(link, got, kind, ref))
             sent.append(link.url)
@@ -279,11 +357,44 @@ class Monitor:
         self.sink.seen_delivered()
         if self.sink.seen is not None and sent:
             self.sink.seen.add_many(sent)
-        return Round({canonicalize(link.url) for link in fresh}, transient)
+        return Round({canonicalize(link.url) for link in fresh}, transient, len(sent))
 
     def _seen(self, url: str) -> bool:
         seen = self.sink.seen
         return seen is not None and canonicalize(url) in seen
+
+
+def _key(url: str) -> str:
+    """The canonical URL, or the text itself for what is no URL (a bad line of a list)."""
+    return canonicalize(url) if url_problem(url) is None else url.strip()
+
+
+def _next_poll(health: schedule.FeedHealth, now: datetime) -> str:
+    from ingest import report
+
+    return f"next poll {report.when(health.next_poll_at, now)}"
+
+
+def _poll_line(url: str, error: str | None, new: int, sent: int, failed: int, pending: int) -> str:
+    """One short line on a finished poll, for a progress display."""
+    if error is not None:
+        head = f"{url}: poll failed ({error.partition(':')[0]})"
+    else:
+        head = f"{url}: {new} new"
+    tail = [f"{sent} page{'s' if sent != 1 else ''} sent"]
+    if failed:
+        tail.append(f"{failed} failed")
+    if pending:
+        tail.append(f"{pending} to try again")
+    return f"{head}, {', '.join(tail)}"
+
+
+def not_due(
+    endpoints: Sequence[tuple[str, str, str]], health: HealthStore, now: datetime
+) -> list[schedule.FeedHealth]:
+    """The health of each endpoint a round at ``now`` would not poll, soonest first."""
+    waiting = [h for _, _, url in endpoints if not schedule.is_due(h := health.get(url), now)]
+    return sorted(waiting, key=lambda h: (h.next_poll_at or now, h.url))
 
 
 def _links(parsed: Feed | Sitemap) -> list[Link]:
@@ -330,10 +441,19 @@ def _validators(got: Fetched) -> dict[str, str | None]:
 
 
 async def run_monitor(
-    settings: Settings, sources: SourcesFile, *, once: bool = False, allow_private: bool = False
+    settings: Settings,
+    sources: SourcesFile,
+    *,
+    once: bool = False,
+    allow_private: bool = False,
+    now: bool = False,
+    retry_failed: bool = False,
+    progress: Progress | None = None,
 ) -> IngestStats:
     """The `ingest feeds` job: until SIGINT/SIGTERM (or one round with ``once``), then
-    flush what it holds."""
+    flush what it holds. ``now``: the first round polls every feed and sitemap, due or
+    not; ``retry_failed``: articles that failed for good before are tried again;
+    ``progress`` gets one short line per finished poll."""
     import signal
 
     from ingest.fetch import FetchPolicy
@@ -347,20 +467,31 @@ async def run_monitor(
     policy = FetchPolicy(allow_private_addresses=allow_private)
     if sources.user_agent:
         policy = dataclasses.replace(policy, user_agent=sources.user_agent)
+    health = HealthStore(settings.state_dir / "feeds.json")
     with SeenStore(settings.state_dir / "seen.sqlite") as seen:
         sink = PageSink(settings, seen)
         try:
             async with Fetcher(policy) as fetcher:
-                health = HealthStore(settings.state_dir / "feeds.json")
                 poll = schedule.PollPolicy(
                     min_interval=settings.feed_min_interval,
                     max_interval=settings.feed_max_interval,
                     initial_interval=settings.feed_initial_interval,
                 )
-                monitor = Monitor(sources.endpoints(), fetcher, sink, health, poll)
+                monitor = Monitor(
+                    sources.endpoints(),
+                    fetcher,
+                    sink,
+                    health,
+                    poll,
+                    retry_failed=retry_failed,
+                    progress=progress,
+                )
                 log.info("watching %d feeds and sitemaps", len(monitor.endpoints))
                 await monitor.run(
-                    stop, cycles=1 if once else None, metrics=settings.state_dir / "ingest.prom"
+                    stop,
+                    cycles=1 if once else None,
+                    metrics=settings.state_dir / "ingest.prom",
+                    now=now,
                 )
         finally:
             sink.close()
@@ -369,31 +500,39 @@ async def run_monitor(
 
 async def fetch_urls(
     settings: Settings,
-    urls: Sequence[str],
+    urls: Sequence[str | Listed],
     *,
     ref: str,
     allow_private: bool = False,
+    retry_failed: bool = False,
     progress: Callable[[int], None] = lambda _: None,
     batch: int = 50,
 ) -> IngestStats:
-    """The `ingest urls` job: fetch each URL politely once (unless already seen), send its
-    page; ``progress`` gets the number of URLs done after each batch."""
+    """The `ingest urls` job: fetch each URL politely once (unless already seen, or
+    failed for good before and not ``retry_failed``), send its page; ``progress`` gets
+    the number of URLs done after each batch. A ``Listed`` entry says where it stands in
+    its list (a failure names it); a plain string stands in ``ref``. What is no URL is
+    a failure of its own, and the rest is fetched."""
     from ingest.fetch import FetchPolicy
     from ingest.seen import SeenStore
 
+    entries = [u if isinstance(u, Listed) else Listed(ref, u) for u in urls]
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     with SeenStore(settings.state_dir / "seen.sqlite") as seen:
         sink = PageSink(settings, seen)
         try:
             async with Fetcher(FetchPolicy(allow_private_addresses=allow_private)) as fetcher:
-                monitor = Monitor([], fetcher, sink, HealthStore(settings.state_dir / "feeds.json"))
-                for start in range(0, len(urls), batch):
-                    chunk = [Link(u) for u in urls[start : start + batch]]
-                    done = await monitor.fetch_new(chunk, SourceKind.URLS, ref)
+                health = HealthStore(settings.state_dir / "feeds.json")
+                monitor = Monitor([], fetcher, sink, health, retry_failed=retry_failed)
+                for start in range(0, len(entries), batch):
+                    chunk = entries[start : start + batch]
+                    links = [Link(e.text, where=e.where) for e in chunk]
+                    done = await monitor.fetch_new(monitor.usable(links, ref), SourceKind.URLS, ref)
                     # One pass over a list: nothing comes back for what failed, so it is
                     # a dead letter now (replayable with the list, minus what is seen).
                     for link, error in done.transient:
-                        sink.skip(ref, -1, link.url, error.reason, error.detail, transient=True)
+                        where = link.where or ref
+                        sink.fail(Failure(where, error.reason, error.detail, link.url, True))
                     progress(len(chunk))
         finally:
             sink.close()

@@ -9,6 +9,12 @@ bounded.
 Add a URL once its page is on the pages topic (the producer's send succeeded), not when it
 is scheduled: a crash in between would otherwise lose the page for good.
 
+It also remembers the URLs whose fetch failed for good (a 404, robots.txt forbidding it,
+a line of a URL list that is no URL), in the ``failed`` table with when and why: a rerun of
+the same list, or the next poll of a feed that still lists them, skips them as "failed
+before" instead of fetching and dead-lettering them again. A URL that succeeds later
+(``add_many``) is forgotten from it; ``forget_older_than`` bounds both tables.
+
 Durability: WAL journal with ``synchronous=NORMAL``. A committed ``add`` survives the
 process being killed; a power cut may lose the last few, which costs a refetch that the
 duplicate check downstream absorbs, not a lost article.
@@ -27,7 +33,8 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
@@ -41,11 +48,27 @@ CREATE TABLE IF NOT EXISTS seen (
     last_seen INTEGER NOT NULL    -- unix seconds
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS seen_last_seen ON seen (last_seen);
+CREATE TABLE IF NOT EXISTS failed (
+    id BLOB PRIMARY KEY,          -- article_id as 16 bytes (of the text, if it is no URL)
+    failed_at INTEGER NOT NULL,   -- unix seconds, of the last failure
+    reason TEXT NOT NULL          -- "http-404: ...", as dead-lettered
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS failed_failed_at ON failed (failed_at);
 """
 # Re-seeing a URL moves its time on: one still listed in a feed must not be forgotten
 # (and refetched) just because it was first seen long ago.
 _INSERT: Final = "INSERT OR IGNORE INTO seen (id, last_seen) VALUES (?, ?)"
 _TOUCH: Final = "UPDATE seen SET last_seen = max(last_seen, ?) WHERE id = ?"
+_FAILED: Final = "INSERT OR REPLACE INTO failed (id, failed_at, reason) VALUES (?, ?, ?)"
+MAX_REASON_CHARS: Final = 500
+
+
+@dataclass(frozen=True)
+class FailedBefore:
+    """A URL whose fetch failed for good on an earlier run: when, and why."""
+
+    at: datetime
+    reason: str
 
 
 class SeenStore:
@@ -67,7 +90,8 @@ class SeenStore:
         return bool(self.add_many([url], when))
 
     def add_many(self, urls: Iterable[str], when: datetime | None = None) -> list[str]:
-        """Remember all ``urls`` in one transaction; the ones that were new, in order."""
+        """Remember all ``urls`` in one transaction; the ones that were new, in order.
+        They are no longer failed: an earlier failure of theirs is forgotten."""
         stamp = _seconds(when)
         new: list[str] = []
         with self._lock, _transaction(self._db):
@@ -77,7 +101,30 @@ class SeenStore:
                     new.append(url)
                 else:
                     self._db.execute(_TOUCH, (stamp, key))
+                self._db.execute("DELETE FROM failed WHERE id = ?", (key,))
         return new
+
+    def add_failed(self, url: str, reason: str, when: datetime | None = None) -> None:
+        """Remember that ``url`` (or a line that is no URL) failed for good, and why."""
+        row = (_failed_key(url), _seconds(when), reason[:MAX_REASON_CHARS])
+        with self._lock, _transaction(self._db):
+            self._db.execute(_FAILED, row)
+
+    def failed_before(self, url: str) -> FailedBefore | None:
+        """When and why ``url`` failed for good, if it did and has not succeeded since."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT failed_at, reason FROM failed WHERE id = ?", (_failed_key(url),)
+            ).fetchone()
+        if found is None:
+            return None
+        return FailedBefore(datetime.fromtimestamp(found[0], UTC), found[1])
+
+    def forget_failed(self, url: str) -> bool:
+        """Forget an earlier failure of ``url`` (to try it again); True if there was one."""
+        with self._lock, _transaction(self._db):
+            gone = self._db.execute("DELETE FROM failed WHERE id = ?", (_failed_key(url),))
+            return bool(gone.rowcount)
 
     def contains(self, url: str) -> bool:
         with self._lock:
@@ -87,10 +134,18 @@ class SeenStore:
     __contains__ = contains
 
     def forget_older_than(self, cutoff: datetime) -> int:
-        """Forget URLs last seen before ``cutoff``; how many were forgotten."""
+        """Forget URLs last seen, and failures last met, before ``cutoff``; how many URLs
+        were forgotten from the seen ones."""
+        stamp = _seconds(cutoff)
         with self._lock, _transaction(self._db):
-            gone = self._db.execute("DELETE FROM seen WHERE last_seen < ?", (_seconds(cutoff),))
+            gone = self._db.execute("DELETE FROM seen WHERE last_seen < ?", (stamp,))
+            self._db.execute("DELETE FROM failed WHERE failed_at < ?", (stamp,))
             return gone.rowcount
+
+    def failed_count(self) -> int:
+        with self._lock:
+            (count,) = self._db.execute("SELECT count(*) FROM failed").fetchone()
+            return int(count)
 
     def __len__(self) -> int:
         with self._lock:
@@ -131,6 +186,15 @@ def _key(url: str) -> bytes:
     # Canonicalising again is idempotent for a canonical URL and saves callers who pass
     # the URL as found from a silent miss.
     return bytes.fromhex(article_id(canonicalize(url)))
+
+
+def _failed_key(text: str) -> bytes:
+    # A line of a URL list that is no URL at all is remembered by its text, so that it too
+    # is not dead-lettered again on every run of the list.
+    try:
+        return _key(text)
+    except ValueError:
+        return bytes.fromhex(article_id(text.strip()))
 
 
 def _seconds(when: datetime | None) -> int:

@@ -75,8 +75,13 @@ def load(path: Path) -> SourcesFile:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise SourcesError(f"cannot read {path}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise SourcesError(f"{path} is not UTF-8 text (byte {err.start:,})") from err
     except yaml.YAMLError as err:
-        raise SourcesError(f"{path} is not valid YAML: {err}") from err
+        # One line: the problem and where, not PyYAML's multi-line excerpt of the file.
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise SourcesError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from err
     try:
         return SourcesFile.model_validate(data)
     except ValidationError as err:

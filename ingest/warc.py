@@ -14,8 +14,9 @@ stable reason code:
 - ``oversized``: the payload, raw or decoded, is over ``max_body_bytes``
 - ``undecodable``: the chunked, gzip, deflate or brotli encoding is broken
 - ``bad-url``: the target URI does not parse as a URL
-- ``corrupt``: the file cannot be read on from here (a cut-off or damaged tail); always
-  the last item
+- ``corrupt``: the file cannot be read on from here (a cut-off or damaged tail, or no
+  WARC file at all); always the last item
+- ``empty``: the file holds no WARC record at all (an empty file); the only item
 
 Errors are values: nothing in a file makes iteration raise (a file that cannot be opened
 still raises ``OSError``). Request, metadata, warcinfo and resource records are passed over
@@ -40,7 +41,6 @@ the gzip member of the last one (``_gzip_tail_problem``).
 from __future__ import annotations
 
 import io
-import logging
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,8 +53,6 @@ from fastwarc.warc import ArchiveIterator, WarcRecord, WarcRecordType
 
 from ingest.canon import canonicalize, site_of
 from newsflow.records import RawPage, Source, SourceKind
-
-log = logging.getLogger(__name__)
 
 PAGE_TYPES: Final = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
 # Response headers worth keeping on the page (RawPage.headers), under lower-case names.
@@ -99,22 +97,30 @@ def _read_stream(
     stream: BinaryIO, name: str, start_offset: int, max_body_bytes: int
 ) -> Iterator[RawPage | WarcSkip]:
     offset = start_offset
+    records = 0
     try:
         # Every record type, not only responses: a file cut off inside a request or
         # metadata record must show as corrupt too.
         for record in ArchiveIterator(stream, auto_decode="none"):  # we decode: see above
             offset = record.stream_pos
+            records += 1
             item = _item(record, name, max_body_bytes)
             if item is not None:
                 yield item
             if isinstance(item, WarcSkip) and item.reason == "corrupt":
                 return
     except (OSError, ValueError) as err:  # FastWARC's errors for unreadable bytes
-        yield _corrupt(name, offset, None, f"from offset {offset} on: {err}")
+        yield _corrupt(offset, None, str(err))
         return
     problem = _gzip_tail_problem(stream, offset)
     if problem is not None:
-        yield _corrupt(name, offset, None, problem)
+        yield _corrupt(offset, None, problem)
+    elif records == 0 and start_offset == 0:
+        # FastWARC reads an empty file as a WARC file with no records: most likely a
+        # download or copy that went wrong, which must not pass for a quiet file.
+        size = stream.seek(0, io.SEEK_END)
+        what = "the file is empty" if size == 0 else f"no WARC record in its {size:,} bytes"
+        yield WarcSkip(0, None, "empty", what)
 
 
 def _gzip_tail_problem(stream: BinaryIO, offset: int) -> str | None:
@@ -137,10 +143,10 @@ def _gzip_tail_problem(stream: BinaryIO, offset: int) -> str | None:
         # gzipped whole, not per record), and there is nothing to check here.
         return None
     if not inflater.eof:
-        return f"the file ends inside the gzip member at {offset}"
+        return "the file ends inside the gzip member that starts there"
     rest = inflater.unused_data + stream.read(1 << 16)
     if rest.strip(b"\0"):  # some writers pad with zeros
-        return f"bytes after the gzip member at {offset} hold no readable record"
+        return "the bytes after the gzip member that starts there hold no readable record"
     return None
 
 
@@ -158,7 +164,7 @@ def _item(record: WarcRecord, name: str, max_body_bytes: int) -> RawPage | WarcS
     except (_Corrupt, OSError) as err:
         problem = str(err)
     if problem is not None:
-        return _corrupt(name, record.stream_pos, url, problem)
+        return _corrupt(record.stream_pos, url, problem)
     return item
 
 
@@ -177,9 +183,15 @@ def _incomplete(record: WarcRecord) -> str | None:
     return None
 
 
-def _corrupt(name: str, offset: int, url: str | None, detail: str) -> WarcSkip:
-    log.warning("%s@%d: cannot read on: %s", name, offset, detail)
-    return WarcSkip(offset, url, "corrupt", f"cannot read on: {detail}")
+def _corrupt(offset: int, url: str | None, problem: str) -> WarcSkip:
+    """The last item of a file that breaks at ``offset``. Not logged here: the consumer
+    logs each skip once, with the file's name in front."""
+    # Bytes that do not start like a WARC record at the very start are most often a file
+    # of another kind; further in, a damaged or cut-off file.
+    damaged = "not a WARC file or damaged" if offset == 0 else "damaged"
+    record = f", in the record of {url}" if url else ""
+    detail = f"{damaged} at offset {offset}{record}: {problem}; nothing after it could be read"
+    return WarcSkip(offset, url, "corrupt", detail)
 
 
 def _page(record: WarcRecord, name: str, max_body_bytes: int) -> RawPage:

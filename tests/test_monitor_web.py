@@ -271,12 +271,13 @@ def test_url_lists_fetch_each_once_and_dead_letter_the_rest(
         assert letters[gone]["newsflow-dlq-permanent"] == "1"
         assert letters[busy]["newsflow-dlq-permanent"] == "0"  # worth another try later
 
-        # The same list again: what Kafka has is not fetched again; the failures are.
+        # The same list again: what Kafka has is not fetched again, nor what failed for
+        # good (it is remembered); what failed for a passing reason is tried again.
         before = len(web.hits)
         second = asyncio.run(fetch_urls(s, listed, ref="list.txt", allow_private=True))
         again = sorted(h.path for h in web.hits[before:] if h.path != "/robots.txt")
-        assert again == ["/busy", "/gone"]
-        assert (second.pages, second.already_seen) == (0, 0)
+        assert again == ["/busy"]
+        assert (second.pages, second.already_seen, len(second.failed_before)) == (0, 4, 1)
         pages = [decode(RawPage, m.value) for m in read_topic(s, Topics.from_settings(s).pages)]
         assert sorted(p.url for p in pages) == sorted(good)
         assert all(p.source.kind == SourceKind.URLS and p.source.ref == "list.txt" for p in pages)

@@ -139,3 +139,35 @@ def test_add_is_true_once_per_canonical_url(found: list[str]) -> None:
             assert store.contains(canonicalize(url))
         distinct = {canonicalize(url) for url in found}
         assert sum(firsts) == len(distinct) == len(store)
+
+
+def test_failures_are_remembered_until_the_url_succeeds(tmp_path: Path) -> None:
+    with SeenStore(tmp_path / "seen.db") as store:
+        store.add_failed("https://example.com/gone?utm_source=rss", "http-404: Not Found", NOW)
+    with SeenStore(tmp_path / "seen.db") as store:  # a rerun
+        found = store.failed_before("HTTPS://example.com/gone")
+        assert found is not None and (found.at, found.reason) == (NOW, "http-404: Not Found")
+        assert store.failed_before("https://example.com/other") is None
+        assert "https://example.com/gone" not in store  # failed is not seen
+        store.add_many(["https://example.com/gone"], NOW)  # it worked, later
+        assert store.failed_before("https://example.com/gone") is None
+        assert store.failed_count() == 0
+
+
+def test_a_line_that_is_no_url_is_remembered_by_its_text(tmp_path: Path) -> None:
+    with SeenStore(tmp_path / "seen.db") as store:
+        store.add_failed("http://[::1", "bad-url: not a URL", NOW)
+        assert store.failed_before(" http://[::1 ") is not None
+        assert store.failed_before("http://[::2") is None
+        assert store.forget_failed("http://[::1")
+        assert store.failed_before("http://[::1") is None
+
+
+def test_forget_older_than_bounds_the_failures_too(tmp_path: Path) -> None:
+    with SeenStore(tmp_path / "seen.db") as store:
+        store.add_failed("https://example.com/old", "http-404", NOW - timedelta(days=40))
+        store.add_failed("https://example.com/new", "http-410", NOW)
+        store.forget_older_than(NOW - timedelta(days=30))
+        assert store.failed_before("https://example.com/old") is None
+        assert store.failed_before("https://example.com/new") is not None
+        assert store.failed_count() == 1

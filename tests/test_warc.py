@@ -125,6 +125,58 @@ def test_garbage_after_the_last_record_is_corrupt(tmp_path: Path) -> None:
         assert isinstance(items[-1], WarcSkip) and items[-1].reason == "corrupt", name
 
 
+@pytest.mark.parametrize(
+    ("data", "reason", "detail"),
+    [
+        (
+            b"this is no WARC file\r\n" * 20,
+            "corrupt",
+            "not a WARC file or damaged at offset 0: Invalid WARC header; "
+            "nothing after it could be read",
+        ),
+        (
+            "the first 30 bytes of a real file",
+            "corrupt",
+            "not a WARC file or damaged at offset 0: the file ends inside the gzip member "
+            "that starts there; nothing after it could be read",
+        ),
+        (
+            b"\x1f\x8b\x08\x00 a gzip header, then garbage",
+            "corrupt",
+            "not a WARC file or damaged at offset 0: Gzip decompression error: data error; "
+            "nothing after it could be read",
+        ),
+        (b"", "empty", "the file is empty"),
+        (
+            b"\0" * 4096,
+            "corrupt",
+            "not a WARC file or damaged at offset 0: Invalid WARC header; "
+            "nothing after it could be read",
+        ),
+    ],
+    ids=["garbage", "truncated-gzip", "bad-gzip", "empty", "zeros"],
+)
+def test_files_that_are_no_warc_say_so_in_one_item(
+    tmp_path: Path, data: bytes | str, reason: str, detail: str
+) -> None:
+    path = tmp_path / "bad.warc.gz"
+    if isinstance(data, str):
+        data = shared_data_path(*CC_EXCERPT).read_bytes()[:30]
+    path.write_bytes(data)
+    assert list(read_warc(path)) == [WarcSkip(0, None, reason, detail)]
+
+
+def test_a_cut_record_says_its_offset_and_url_once(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.warc.gz"
+    cut.write_bytes(shared_data_path(*CC_EXCERPT).read_bytes()[:5000])
+    (last,) = list(read_warc(cut))
+    assert last.reason == "corrupt"
+    assert last.detail == (
+        "damaged at offset 940, in the record of http://003338.cn/l41/481397.html: the "
+        "record ends after 11,582 of 36,331 payload bytes; nothing after it could be read"
+    )
+
+
 @pytest.mark.parametrize("compressed", [True, False], ids=["gz", "raw"])
 def test_every_cut_ends_with_corrupt_unless_between_records(
     tmp_path: Path, compressed: bool
