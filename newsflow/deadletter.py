@@ -21,11 +21,21 @@ their source topic (original headers restored) once the cause is fixed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import time
+from collections import Counter
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from newsflow.errors import SetupError
 from newsflow.records import DeadLetter, utcnow
+from newsflow.services import KAFKA_TIMEOUTS
+from newsflow.topics import MAX_MESSAGE_BYTES
+
+if TYPE_CHECKING:
+    from kafka import TopicPartition
 
 # Distinct from the headers producers set (newsflow-source), which a replay must keep.
 PREFIX = "newsflow-dlq-"
@@ -118,65 +128,259 @@ def read(
     )
 
 
+def where(letter: DeadLetter) -> str:
+    """Where a dead letter came from, to find it again: ``topic[partition]@offset`` for a
+    message; for an ingest failure, which never was a message, its input and URL."""
+    if letter.topic:
+        return f"{letter.topic}[{letter.partition}]@{letter.offset}"
+    # Letters written before the input header existed: the key names the input file.
+    named = letter.key.decode("utf-8", "replace") if letter.key else ""
+    place = letter.source or (f"{named} at {letter.offset}" if named else "unknown input")
+    return f"{place} {letter.url}" if letter.url else place
+
+
+@dataclass(frozen=True)
+class StageLetters:
+    """What one stage's dead-letter topic holds, and the newest letters read from it."""
+
+    topic: str
+    exists: bool = True
+    held: int = 0  # every letter on the topic: dead-letter topics are never compacted
+    in_window: int = 0  # of those, the ones written since the time asked (all without one)
+    letters: Sequence[DeadLetter] = ()  # newest first
+
+    def by_error_class(self) -> list[tuple[str, int]]:
+        """How many of the letters read failed with each error class, most common first."""
+        return Counter(d.error_class for d in self.letters).most_common()
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What a replay sent back (or, dry, would send), counted per source topic."""
+
+    topic: str
+    exists: bool = True
+    sent: Mapping[str, int] = field(default_factory=dict)
+    # Letters with no source topic: ingest failures, never messages, so nothing to send
+    # back to; their input is to be ingested again instead.
+    unsendable: int = 0
+
+    @property
+    def count(self) -> int:
+        return sum(self.sent.values())
+
+
+def heading(stage: str, found: StageLetters, since: datetime | None = None) -> str:
+    """One stage's line of ``newsflow deadletter list``: how many letters, and how many of
+    them are shown."""
+    if not found.exists:
+        return f"{stage}: none (topic {found.topic} not created yet)"
+    if not found.held:
+        return f"{stage}: none"
+    text = f"{stage}: {found.held} dead letter(s)"
+    if since is not None:
+        text += f", {found.in_window} since {since:%Y-%m-%d %H:%M:%S %Z}"
+    if 0 < len(found.letters) < found.in_window:
+        text += f"; the newest {len(found.letters)} shown"
+    return text
+
+
+def describe(letter: DeadLetter) -> str:
+    """A dead letter in one line: when, where from, what failed and why."""
+    kind = "permanent" if letter.permanent else "transient"
+    return (
+        f"{letter.failed_at:%Y-%m-%d %H:%M:%S} {where(letter)} "
+        f"{letter.error_class} ({kind}): {letter.error[:200]}"
+    )
+
+
+def tail_range(start: int, end: int, limit: int) -> tuple[int, int]:
+    """The offsets [from, end) of the last ``limit`` records of a partition's [start, end)."""
+    return max(start, end - limit), end
+
+
 # -- reading and replaying (Kafka I/O) ---------------------------------------------------
 
+# No record for this long while the end offsets are not reached: the broker is not serving
+# the topic (a partition without a leader), said rather than waited on.
+STALL_SECONDS = 15.0
 
-def read_topic(bootstrap: str, topic: str, limit: int | None = None) -> list[DeadLetter]:
-    """Every dead letter on ``topic`` (from the beginning), without committing anything."""
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=3000,
-    )
-    letters = []
-    try:
-        for message in consumer:
-            letters.append(read(message.headers or [], message.key, message.value))
-            if limit is not None and len(letters) >= limit:
-                break
-    finally:
-        consumer.close()
-    return letters
+Ranges = dict["TopicPartition", tuple[int, int]]
 
 
-def replay(bootstrap: str, topic: str, group: str, dry_run: bool = False) -> int:
+class DeadLetterError(SetupError):
+    """A dead-letter topic could not be read to its end."""
+
+
+def list_stages(
+    bootstrap: str, topics: Mapping[str, str], limit: int, since: datetime | None = None
+) -> dict[str, StageLetters]:
+    """For each stage's dead-letter topic (``topics``: stage -> topic), its totals and its
+    last ``limit`` letters, newest first (of those written since ``since``). Reads assigned
+    partitions up to the end offsets as of the call: no consumer group, no subscription,
+    nothing committed, no topic created."""
+    with closing(_consumer(bootstrap)) as consumer:
+        partitions = _partitions(consumer, topics.values(), consumer.topics())
+        tps = [tp for tps in partitions.values() for tp in tps]
+        begin, end = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+        start = _since_offsets(consumer, tps, since, end) if since else begin
+        ranges = {tp: tail_range(start[tp], end[tp], limit) for tp in tps}
+        read: dict[str, list[tuple[int, int, DeadLetter]]] = {t: [] for t in partitions}
+        for m in _read(consumer, ranges):
+            letter = read_message(m)
+            read[m.topic].append((m.timestamp, m.offset, letter))
+    out = {}
+    for stage, topic in topics.items():
+        if topic not in partitions:
+            out[stage] = StageLetters(topic, exists=False)
+            continue
+        newest = [d for *_, d in sorted(read[topic], key=lambda r: r[:2], reverse=True)]
+        out[stage] = StageLetters(
+            topic,
+            held=sum(end[tp] - begin[tp] for tp in partitions[topic]),
+            in_window=sum(end[tp] - start[tp] for tp in partitions[topic]),
+            letters=newest[:limit],
+        )
+    return out
+
+
+def replay(bootstrap: str, topic: str, group: str, dry_run: bool = False) -> Replayed:
     """Send the dead letters on ``topic`` not replayed yet back to their source topics, with
     their original headers. Progress is kept by the consumer group ``group``, committed
-    after the producer has flushed: a letter is replayed at least once, and not again."""
-    from kafka import KafkaConsumer, KafkaProducer
+    after the producer has flushed and every send is acknowledged: a letter is replayed at
+    least once, and not again. The letters are those up to the end offsets as of the call,
+    read from assigned partitions (the group's committed offsets, nothing joined)."""
+    from kafka.structs import OffsetAndMetadata
 
-    consumer = KafkaConsumer(
-        topic,
+    with closing(_consumer(bootstrap, group)) as consumer:
+        existing = consumer.topics()
+        partitions = _partitions(consumer, [topic], existing).get(topic)
+        if partitions is None:
+            return Replayed(topic, exists=False)
+        begin, end = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
+        # An offset below the beginning was committed before retention removed its letters.
+        done = {tp: max(begin[tp], consumer.committed(tp) or 0) for tp in partitions}
+        ranges = {tp: (done[tp], end[tp]) for tp in partitions if done[tp] < end[tp]}
+        sent, unsendable = _send_back(bootstrap, _read(consumer, ranges), existing, dry_run)
+        if ranges and not dry_run:
+            consumer.commit({tp: OffsetAndMetadata(to, "", -1) for tp, (_, to) in ranges.items()})
+    return Replayed(topic, sent=dict(sent), unsendable=unsendable)
+
+
+def read_message(message: Any) -> DeadLetter:
+    """The dead letter of a consumed record (its headers, key and value)."""
+    return read(message.headers or [], message.key, message.value)
+
+
+def _send_back(
+    bootstrap: str, messages: Iterable[Any], existing: Container[str], dry_run: bool
+) -> tuple[Counter[str], int]:
+    """Send each dead letter to its source topic with its original headers, then wait for
+    every acknowledgement: a failed send raises here, before anything is committed.
+    Returns the count per source topic and how many letters had none."""
+    sent: Counter[str] = Counter()
+    unsendable = 0
+    producer, futures = None, []
+    try:
+        for m in messages:
+            letter = read_message(m)
+            if not letter.topic:  # an ingest failure, or not written by newsflow
+                unsendable += 1
+                continue
+            if letter.topic not in existing:
+                # Said now: the producer would wait a minute for the topic, then time out.
+                raise DeadLetterError(
+                    f"the dead letter at {m.topic}[{m.partition}]@{m.offset} came from "
+                    f"{letter.topic}, which does not exist (nothing was committed: a replay "
+                    "sends every letter from there again)",
+                    "create that pipeline's topics with `newsflow topics create` under the "
+                    "NEWSFLOW_TOPIC_PREFIX the letter was written with",
+                )
+            sent[letter.topic] += 1
+            if dry_run:
+                continue
+            producer = producer or _producer(bootstrap)  # only when there is something to send
+            headers = original_headers(m.headers or [])
+            futures.append(producer.send(letter.topic, key=m.key, value=m.value, headers=headers))
+        if producer is not None:
+            producer.flush()
+            for future in futures:
+                future.get(timeout=KAFKA_TIMEOUTS["request_timeout_ms"] / 1000)
+    finally:
+        if producer is not None:
+            producer.close()
+    return sent, unsendable
+
+
+def _producer(bootstrap: str) -> Any:
+    from kafka import KafkaProducer
+
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        max_request_size=MAX_MESSAGE_BYTES,
+        client_id="newsflow-replay",
+        **KAFKA_TIMEOUTS,
+    )
+
+
+def _consumer(bootstrap: str, group: str | None = None) -> Any:
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group,
-        auto_offset_reset="earliest",
         enable_auto_commit=False,
-        consumer_timeout_ms=3000,
+        allow_auto_create_topics=False,  # listing a stage must not create its topic
+        max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+        client_id="newsflow-deadletter",
+        **KAFKA_TIMEOUTS,
     )
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    count = 0
-    try:
-        for message in consumer:
-            letter = read(message.headers or [], message.key, message.value)
-            if not letter.topic:
-                continue  # not written by newsflow: nothing says where it came from
-            if not dry_run:
-                producer.send(
-                    letter.topic,
-                    key=message.key,
-                    value=message.value,
-                    headers=original_headers(message.headers or []),
-                )
-            count += 1
-        if not dry_run:
-            producer.flush()
-            consumer.commit()
-    finally:
-        producer.close()
-        consumer.close()
-    return count
+
+
+def _partitions(
+    consumer: Any, topics: Iterable[str], existing: Container[str]
+) -> dict[str, list[TopicPartition]]:
+    """The partitions of each of ``topics`` that is among the ``existing`` ones."""
+    from kafka import TopicPartition
+
+    return {
+        t: [TopicPartition(t, p) for p in sorted(consumer.partitions_for_topic(t))]
+        for t in topics
+        if t in existing
+    }
+
+
+def _since_offsets(
+    consumer: Any, tps: list[TopicPartition], since: datetime, end: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """Each partition's first offset written at or after ``since`` (its end when none)."""
+    at = consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in tps})
+    return {tp: at[tp].offset if at.get(tp) else end[tp] for tp in tps}
+
+
+def _read(consumer: Any, ranges: Ranges) -> Iterator[Any]:
+    """The records of ``ranges`` ([from, to) offsets per partition), in offset order within
+    each partition; ends when every partition's position reaches its ``to``."""
+    todo = {tp: r for tp, r in ranges.items() if r[0] < r[1]}
+    if not todo:
+        return
+    consumer.assign(list(todo))
+    for tp, (start, _) in todo.items():
+        consumer.seek(tp, start)
+    last = time.monotonic()
+    while todo:
+        batches = consumer.poll(timeout_ms=500)
+        if not batches and time.monotonic() - last > STALL_SECONDS:
+            raise DeadLetterError(
+                f"reading {', '.join(sorted({tp.topic for tp in todo}))}: nothing came for "
+                f"{STALL_SECONDS:.0f} s before the end",
+                "check the broker's health with `newsflow stack status`",
+            )
+        for tp, records in batches.items():
+            to = todo[tp][1] if tp in todo else -1
+            yield from (r for r in records if r.offset < to)
+            last = time.monotonic()
+        for tp in [tp for tp, (_, to) in todo.items() if consumer.position(tp) >= to]:
+            del todo[tp]

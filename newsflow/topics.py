@@ -17,8 +17,10 @@ co-partitioning the Faust tables rely on (all pages of one site on one partition
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from contextlib import closing
 from dataclasses import dataclass
+from typing import Any
 
 from newsflow.errors import SetupError
 from newsflow.settings import Settings
@@ -137,16 +139,22 @@ class Topics:
         ]
 
 
-def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication: int = 1) -> list[str]:
+def ensure_topics(
+    bootstrap: str,
+    specs: Iterable[TopicSpec],
+    replication: int = 1,
+    client: Mapping[str, Any] | None = None,
+) -> list[str]:
     """Create the topics that do not exist yet; returns the names created. Existing topics
-    are left alone (their partition count is checked, since a mismatch breaks tables)."""
-    from kafka import KafkaAdminClient
+    are left alone (their partition count is checked, since a mismatch breaks tables).
+    ``client``: settings for the admin client; a short command passes
+    ``services.KAFKA_TIMEOUTS`` so an unreachable broker is said in seconds (a worker
+    keeps kafka-python's patient defaults)."""
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     specs = list(specs)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="newsflow-admin")
-    try:
+    with closing(_admin(bootstrap, client)) as admin:
         existing = set(admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
         if missing:
@@ -160,16 +168,60 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication: int =
                 log.info("created topics: %s", ", ".join(s.name for s in missing))
             except TopicAlreadyExistsError:  # another worker or `topics create`, just now
                 log.info("some topics were created by another process meanwhile")
+                # The error skipped the wait for the topics this call did create.
+                admin.wait_for_topics([s.name for s in missing])
         _check_partitions(admin, [s for s in specs if s.name in existing])
         return [s.name for s in missing]
-    finally:
-        admin.close()
 
 
-def _check_partitions(admin: object, specs: list[TopicSpec]) -> None:
+@dataclass(frozen=True)
+class TopicState:
+    """A declared topic as the broker has it: ``partitions`` is None when it is missing."""
+
+    spec: TopicSpec
+    partitions: int | None
+
+    @property
+    def ok(self) -> bool:
+        return self.partitions == self.spec.partitions
+
+    @property
+    def problem(self) -> str:
+        if self.partitions is None:
+            return "missing"
+        if not self.ok:
+            return f"has {self.partitions} partition(s), declared {self.spec.partitions}"
+        return ""
+
+
+def compare(specs: Iterable[TopicSpec], on_broker: Mapping[str, int]) -> list[TopicState]:
+    """Each declared topic beside its partition count on the broker (``on_broker``)."""
+    return [TopicState(s, on_broker.get(s.name)) for s in specs]
+
+
+def broker_partitions(
+    bootstrap: str, names: Iterable[str], client: Mapping[str, Any] | None = None
+) -> dict[str, int]:
+    """The partition count of each of ``names`` that exists on the broker."""
+    with closing(_admin(bootstrap, client)) as admin:
+        existing = set(admin.list_topics())
+        wanted = [n for n in names if n in existing]
+        described = admin.describe_topics(wanted) if wanted else []
+    return {t["name"]: len(t["partitions"]) for t in described if t["name"] in existing}
+
+
+def _admin(bootstrap: str, client: Mapping[str, Any] | None) -> Any:
+    from kafka import KafkaAdminClient
+
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="newsflow-admin", **(client or {})
+    )
+
+
+def _check_partitions(admin: Any, specs: list[TopicSpec]) -> None:
     if not specs:
         return
-    described = admin.describe_topics([s.name for s in specs])  # type: ignore[attr-defined]
+    described = admin.describe_topics([s.name for s in specs])
     counts = {t["name"]: len(t["partitions"]) for t in described}
     wrong = [s for s in specs if counts.get(s.name, s.partitions) != s.partitions]
     if wrong:
