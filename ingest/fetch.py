@@ -389,7 +389,9 @@ class Fetcher:
         self.stats.errors[result.reason] += 1
         if result.url != url:
             result = replace(result, url=url, detail=f"at {result.url}: {result.detail}")
-        logger.info("fetch failed: %s: %s (%s)", url, result.reason, result.detail)
+        # DEBUG: the caller logs the failure once, with where the URL came from (a list's
+        # line, a feed); a second line here would say the same thing without it.
+        logger.debug("fetch failed: %s: %s (%s)", url, result.reason, result.detail)
         return result
 
     async def _follow(self, url: str, want: _Want) -> Fetched | FetchError:

@@ -6,15 +6,15 @@ Every option falls back to its NEWSFLOW_* environment variable (``--help`` names
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from newsflow import logs
+from newsflow import errors, logs
 from newsflow.errors import EXIT_CODES_HELP
-from newsflow.settings import Settings, StackSettings, describe
-from newsflow.topics import TopicMismatch
+from newsflow.settings import Settings, StackSettings, describe, load
 
 if TYPE_CHECKING:
     from newsflow.audit import AuditReport
@@ -44,13 +44,16 @@ class NewsflowGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # The reader went away (`newsflow topics list | head`): not a failure to report.
+            # Further writes to the closed pipe would raise again while Python exits.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(errors.BROKEN_PIPE)
         except Exception as err:
             _report(ctx, err)
 
 
 def _report(ctx: click.Context, err: Exception) -> None:
-    from deploy.stack.errors import StackError
-    from newsflow import errors
     from newsflow.services import reachable
 
     verbosity = ctx.obj.verbosity if isinstance(ctx.obj, Context) else 0
@@ -64,7 +67,7 @@ def _report(ctx: click.Context, err: Exception) -> None:
             pass
     if verbosity >= 2:
         raise err
-    if isinstance(err, errors.SetupError | StackError | TopicMismatch):
+    if isinstance(err, errors.SetupError):  # the stack's, topics', audit's errors among them
         click.secho(f"error: {err}", fg="red", err=True)
         sys.exit(errors.SETUP)
     click.secho(
@@ -113,18 +116,27 @@ def cli(
     """
     logs.configure(-1 if quiet else verbose)
     overrides: dict[str, Any] = {"kafka_bootstrap": kafka, "elasticsearch_url": elasticsearch}
-    settings = Settings(**{k: v for k, v in overrides.items() if v})
-    ctx.obj = Context(settings, StackSettings(), -1 if quiet else verbose)
+    settings = load(Settings, **{k: v for k, v in overrides.items() if v})
+    ctx.obj = Context(settings, load(StackSettings), -1 if quiet else verbose)
 
 
 @cli.command("settings")
 @pass_ctx
 def show_settings(ctx: Context) -> None:
-    """Print every environment variable newsflow reads, with its current value."""
+    """Print every environment variable newsflow reads, with its current value.
+
+    Set values print as NAME=value (so the output can be sourced by a shell); unset ones
+    as a comment. Each is followed by what it does, and whether it is the default.
+    """
     for group in (ctx.settings, ctx.stack_settings):
-        for env, value, doc in describe(group):
-            click.echo(f"{env}={value}")
-            click.secho(f"    {doc}", dim=True)
+        chosen = group.model_fields_set
+        for (env, value, doc), name in zip(describe(group), type(group).model_fields, strict=True):
+            if value is None:
+                click.echo(f"# {env} is not set")
+            else:
+                click.echo(f"{env}={value}")
+            origin = "set" if name in chosen else "default"
+            click.secho(f"    {doc} [{origin}]", dim=True)
 
 
 # -- stack -------------------------------------------------------------------------------
@@ -184,10 +196,15 @@ def stack_status(ctx: Context) -> None:
 @click.option("-n", "--lines", default=40, help="How many lines from the end.")
 @pass_ctx
 def stack_logs(ctx: Context, service: str, lines: int) -> None:
-    """Print the end of a service's log."""
+    """Print the end of a service's own log, after the line naming the file."""
     from deploy.stack import Stack
 
-    click.echo(Stack(ctx.stack_settings).logs(service, lines))
+    path, text = Stack(ctx.stack_settings).logs(service, lines)
+    if not text:
+        click.echo(f"{service} has written no log yet at {path} (`newsflow stack up` starts it)")
+        return
+    click.secho(f"==> {path} <==", dim=True, err=True)
+    click.echo(text)
 
 
 # -- topics ------------------------------------------------------------------------------
@@ -201,24 +218,65 @@ def topics() -> None:
 @topics.command("create")
 @pass_ctx
 def topics_create(ctx: Context) -> None:
-    """Create the pipeline's topics that do not exist yet."""
+    """Create the pipeline's topics that do not exist yet (existing ones are left alone,
+    their partition counts checked).
+
+    \b
+    Exit codes: 0 every topic exists now; 2 Kafka unreachable, or an existing topic has
+    another partition count than declared (the message says what to do).
+    """
+    from newsflow.services import KAFKA_TIMEOUTS, require_kafka
     from newsflow.topics import Topics, ensure_topics
 
+    bootstrap = ctx.settings.kafka_bootstrap
     specs = Topics.from_settings(ctx.settings).specs()
-    created = ensure_topics(ctx.settings.kafka_bootstrap, specs, ctx.settings.topic_replication)
+    require_kafka(bootstrap)
+    created = ensure_topics(bootstrap, specs, ctx.settings.topic_replication, KAFKA_TIMEOUTS)
     click.echo(f"created {len(created)} of {len(specs)} topics")
+    click.echo("".join(f"  {name}\n" for name in created), nl=False)
 
 
 @topics.command("list")
+@click.option(
+    "--declared", "declared_only", is_flag=True, help="Only the declared layout; ask no broker."
+)
 @pass_ctx
-def topics_list(ctx: Context) -> None:
-    """List the pipeline's topics and what each carries."""
-    from newsflow.topics import Topics
+def topics_list(ctx: Context, declared_only: bool) -> None:
+    """List the pipeline's topics, their declared partitions and what each carries, with
+    the partitions each has on the broker ("missing" when it does not exist yet).
+
+    \b
+    Exit codes: 0 every topic exists as declared; 1 some topic missing (create it with
+    `newsflow topics create`) or with another partition count; 2 Kafka unreachable.
+    """
+    from newsflow.services import KAFKA_TIMEOUTS, require_kafka
+    from newsflow.topics import Topics, broker_partitions, compare
 
     specs = Topics.from_settings(ctx.settings).specs()
     width = max(len(spec.name) for spec in specs)
-    for spec in specs:
-        click.echo(f"{spec.name:<{width}} {spec.partitions:>3}  {spec.description}")
+    if declared_only:
+        for spec in specs:
+            click.echo(f"{spec.name:<{width}} {spec.partitions:>3}  {spec.description}")
+        return
+    bootstrap = ctx.settings.kafka_bootstrap
+    require_kafka(bootstrap)
+    on_broker = broker_partitions(bootstrap, [s.name for s in specs], KAFKA_TIMEOUTS)
+    states = compare(specs, on_broker)
+    click.secho(f"{'topic':<{width}} declared  on broker  carries", bold=True)
+    for st in states:
+        spec, broker = st.spec, "missing" if st.partitions is None else str(st.partitions)
+        line = f"{spec.name:<{width}} {spec.partitions:>8}  {broker:>9}  {spec.description}"
+        click.secho(line, fg=None if st.ok else "yellow")
+    missing = sum(st.partitions is None for st in states)
+    wrong = sum(not st.ok for st in states) - missing
+    if missing:
+        click.echo(f"{missing} of {len(states)} topics missing; `newsflow topics create` adds them")
+    if wrong:
+        click.echo(
+            f"{wrong} topic(s) with another partition count than declared: the tables need the "
+            "declared counts (delete them, or choose another NEWSFLOW_TOPIC_PREFIX)"
+        )
+    sys.exit(1 if missing or wrong else 0)
 
 
 @cli.command()
@@ -231,10 +289,14 @@ def worker(ctx: Context, loglevel: str) -> None:
 
     Creates the topics and the Elasticsearch index template first if they are missing.
     Reads NEWSFLOW_KAFKA_BOOTSTRAP, NEWSFLOW_ELASTICSEARCH_URL, NEWSFLOW_TOPIC_* and
-    NEWSFLOW_STATE_DIR (the RocksDB tables; rebuilt from Kafka when lost).
+    NEWSFLOW_STATE_DIR (the RocksDB tables; rebuilt from Kafka when lost). Waits, saying
+    so once, while Kafka or Elasticsearch does not answer.
     """
-    from processors.app import prepare, run_worker
+    from processors import worker_logs
+    from processors.app import prepare, run_worker, wait_for_services
 
+    worker_logs.configure(loglevel, ctx.verbosity)
+    wait_for_services(ctx.settings)
     prepare(ctx.settings)
     run_worker(ctx.settings, loglevel)
 
@@ -250,22 +312,53 @@ def demo(ctx: Context) -> None:
 
 @cli.command("search")
 @click.argument("query", nargs=-1, required=True)
-@click.option("-n", "--size", default=5, help="Stories to show.")
+@click.option(
+    "-n",
+    "--size",
+    default=5,
+    type=click.IntRange(1, 100),
+    help="Stories to show (1 to 100).",
+)
 @click.option("--no-collapse", is_flag=True, help="Show every copy, not one per story.")
 @pass_ctx
 def search_cmd(ctx: Context, query: tuple[str, ...], size: int, no_collapse: bool) -> None:
-    """Search the indexed articles: highlighted snippets, entity facets, one hit per story."""
+    """Search the indexed articles: highlighted snippets, entity facets, one hit per story.
+
+    QUERY is words matched in titles, standfirsts and text; `*` lists every article,
+    newest first. Exit codes: 0 answered (matches or none); 2 Elasticsearch unreachable
+    or nothing indexed yet.
+    """
     from elasticsearch import Elasticsearch
 
     from newsflow import search
+    from newsflow.errors import SetupError
+    from newsflow.services import require_elasticsearch
     from processors.index import alias
 
-    text = " ".join(query)
-    with Elasticsearch(ctx.settings.elasticsearch_url) as es:
-        markers = search.BOLD if sys.stdout.isatty() else search.PLAIN
+    text = " ".join(query).strip()
+    if not text:
+        raise click.UsageError("the query is empty: give words to search for, or * for all")
+    url = ctx.settings.elasticsearch_url
+    require_elasticsearch(url)
+    index = alias(ctx.settings.topic_prefix)
+    markers = search.markers_for(sys.stdout)
+    with Elasticsearch(url, request_timeout=30, max_retries=1) as es:
+        if not es.indices.exists_alias(name=index):
+            raise SetupError(
+                f"nothing is indexed yet at {url} (no {index} alias)",
+                "run `newsflow worker` and ingest pages, or `newsflow demo`; "
+                "NEWSFLOW_TOPIC_PREFIX must be the pipeline's",
+            )
         body = search.query_body(text, size=size, collapse=not no_collapse, markers=markers)
-        resp = es.search(index=alias(ctx.settings.topic_prefix), **body)
-    click.echo(search.render(search.parse(resp), text))
+        result = search.parse(es.search(index=index, **body))
+        if not result.hits:
+            total = es.count(index=index)["count"]
+            click.echo(
+                f'search "{text}": no article matches, among {total} indexed '
+                "(words are matched whole: `strike` does not find `strikes`)"
+            )
+            return
+    click.echo(search.render(result, text, markers))
 
 
 # -- ingest ------------------------------------------------------------------------------
@@ -274,6 +367,25 @@ def search_cmd(ctx: Context, query: tuple[str, ...], size: int, no_collapse: boo
 @cli.group()
 def ingest() -> None:
     """Put pages on the pipeline's pages topic: feeds and sitemaps, WARC files."""
+
+
+def _ingest_ready(settings: Settings) -> None:
+    """Kafka answers (said in seconds if not) and the pipeline's topics exist."""
+    from newsflow.services import KAFKA_TIMEOUTS, require_kafka
+    from newsflow.topics import Topics, ensure_topics
+
+    require_kafka(settings.kafka_bootstrap)
+    specs = Topics.from_settings(settings).specs()
+    ensure_topics(settings.kafka_bootstrap, specs, settings.topic_replication, KAFKA_TIMEOUTS)
+
+
+def _ingest_done(stats: Any, retry_hint: str = "") -> None:
+    """The summary, then exit 1 if some input failed in this run (see the --help)."""
+    from newsflow import errors
+
+    click.echo(stats.summary(retry_hint))
+    if not stats.ok:
+        sys.exit(errors.SOME_FAILED)
 
 
 @ingest.command("warc")
@@ -286,20 +398,28 @@ def ingest_warc_cmd(ctx: Context, files: tuple[str, ...], resend: bool) -> None:
     """Every HTML page of WARC / WARC.gz FILES (Common Crawl CC-NEWS, say) onto Kafka.
 
     Pages already sent (NEWSFLOW_STATE_DIR/seen.sqlite) are skipped unless --resend;
-    records that cannot be read go to the ingest dead-letter topic with their reason.
+    records that cannot be read are logged (file and offset) and go to the ingest
+    dead-letter topic with their reason.
+
+    \b
+    Exit codes: 0 every record read (records that hold no web page, and revisits,
+    are routine skips); 1 some records or files could not be read (a damaged or cut-off
+    file, an empty one, a broken encoding); 2 Kafka unreachable or a file unreadable;
+    3 a bug in newsflow.
     """
     from pathlib import Path
 
     from ingest.jobs import PageSink, ingest_warc
     from ingest.seen import SeenStore
-    from newsflow.topics import Topics, ensure_topics
+    from newsflow.errors import SetupError
 
     paths = [Path(f) for f in files]
-    ensure_topics(
-        ctx.settings.kafka_bootstrap,
-        Topics.from_settings(ctx.settings).specs(),
-        ctx.settings.topic_replication,
-    )
+    for path in paths:
+        try:
+            path.open("rb").close()
+        except OSError as err:
+            raise SetupError(f"cannot read {path}: {err.strerror or err}") from err
+    _ingest_ready(ctx.settings)
     ctx.settings.state_dir.mkdir(parents=True, exist_ok=True)
     with SeenStore(ctx.settings.state_dir / "seen.sqlite") as seen:
         sink = PageSink(ctx.settings, None if resend else seen)
@@ -311,107 +431,186 @@ def ingest_warc_cmd(ctx: Context, files: tuple[str, ...], resend: bool) -> None:
             sink.close()
             if resend:
                 seen.add_many(sink.producer.delivered())
-    click.echo(stats.summary())
+    _ingest_done(stats)
 
 
 @ingest.command("feeds")
 @click.option(
     "--sources",
     "sources_file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    envvar="NEWSFLOW_SOURCES",
-    show_envvar=True,
-    help="YAML file of feeds and sitemaps.",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML file of feeds and sitemaps [default: NEWSFLOW_SOURCES]",
 )
 @click.option("--once", is_flag=True, help="Poll everything due once, then stop.")
+@click.option(
+    "--now", is_flag=True, help="Poll every feed and sitemap at once, whether due or not."
+)
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Fetch again the articles that failed for good before (a 404, say).",
+)
 @click.option(
     "--allow-private",
     is_flag=True,
     help="Allow fetching from loopback and private addresses (local test sites).",
 )
 @pass_ctx
-def ingest_feeds_cmd(ctx: Context, sources_file: str, once: bool, allow_private: bool) -> None:
+def ingest_feeds_cmd(
+    ctx: Context,
+    sources_file: str | None,
+    once: bool,
+    now: bool,
+    retry_failed: bool,
+    allow_private: bool,
+) -> None:
     """Watch the feeds and sitemaps of a sources file continuously; Ctrl-C stops cleanly.
 
     Each feed is polled on its own adaptive schedule (conditional GET, its observed rate,
     ttl / sy:updatePeriod / Cache-Control, backoff on errors); new articles are fetched
     politely (robots.txt, crawl-delay, per-host spacing) and put on the pages topic.
-    Feed health (NEWSFLOW_STATE_DIR/feeds.json) and seen URLs survive restarts.
+    Feed health (NEWSFLOW_STATE_DIR/feeds.json) and seen URLs survive restarts; so do
+    articles that failed for good, which are not fetched again unless --retry-failed.
+    A line on stderr says how each poll went; --once lists what was not due, and when
+    it will be (--now polls it anyway).
+
+    \b
+    Exit codes (--once): 0 every due poll and article went well; 1 some poll or article
+    failed (each logged, articles dead-lettered); 2 no or a bad sources file, or Kafka
+    unreachable (without --once, the watcher waits for Kafka instead); 3 a bug.
     """
     import asyncio
     from pathlib import Path
 
-    from ingest import sources
-    from ingest.monitor import run_monitor
-    from newsflow.topics import Topics, ensure_topics
+    from ingest import report, sources
+    from ingest.monitor import HealthStore, not_due, run_monitor
+    from newsflow.errors import SetupError
+    from newsflow.records import utcnow
+    from newsflow.services import require_kafka, wait_for
 
+    path = Path(sources_file) if sources_file else ctx.settings.sources
+    if path is None:
+        raise SetupError(
+            "no sources file: nothing to watch",
+            "give --sources FILE or set NEWSFLOW_SOURCES (a YAML file of feeds and "
+            "sitemaps; ingest/sources.py documents it)",
+        )
+    if not path.is_file():
+        named = "--sources" if sources_file else "NEWSFLOW_SOURCES"
+        raise SetupError(f"no sources file at {path} ({named})", "give the path of one")
     try:
-        declared = sources.load(Path(sources_file))
+        declared = sources.load(path)
     except sources.SourcesError as err:
-        raise click.ClickException(str(err)) from err
-    ensure_topics(
-        ctx.settings.kafka_bootstrap,
-        Topics.from_settings(ctx.settings).specs(),
-        ctx.settings.topic_replication,
+        raise SetupError(str(err), "correct the file (ingest/sources.py documents it)") from err
+
+    def say(line: str) -> None:
+        click.echo(line, err=True)
+
+    if not once:  # a watcher started with the stack (compose, a unit) waits for Kafka
+        wait_for(lambda: require_kafka(ctx.settings.kafka_bootstrap), say)
+    _ingest_ready(ctx.settings)
+    started = utcnow()
+    health = HealthStore(ctx.settings.state_dir / "feeds.json")
+    waiting = [] if now or not once else not_due(declared.endpoints(), health, started)
+    stats = asyncio.run(
+        run_monitor(
+            ctx.settings,
+            declared,
+            once=once,
+            allow_private=allow_private,
+            now=now,
+            retry_failed=retry_failed,
+            progress=say,
+        )
     )
-    stats = asyncio.run(run_monitor(ctx.settings, declared, once=once, allow_private=allow_private))
-    click.echo(stats.summary())
+    for h in waiting:
+        click.echo(report.not_due_line(h, started))
+    if waiting:
+        click.echo(f"{len(waiting)} not due; --now polls every feed and sitemap now")
+    if once:
+        _ingest_done(stats, "--retry-failed fetches them again")
+    else:  # stopped as asked (Ctrl-C): what failed meanwhile was logged and counted
+        click.echo(stats.summary("--retry-failed fetches them again"))
 
 
 @ingest.command("urls")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Fetch again the URLs that failed for good on an earlier run (a 404, say).",
+)
 @click.option(
     "--allow-private",
     is_flag=True,
     help="Allow fetching from loopback and private addresses (local test sites).",
 )
 @pass_ctx
-def ingest_urls_cmd(ctx: Context, file: str, allow_private: bool) -> None:
-    """Fetch every URL listed in FILE (one per line, # comments) politely, once."""
+def ingest_urls_cmd(ctx: Context, file: str, retry_failed: bool, allow_private: bool) -> None:
+    """Fetch every URL listed in FILE (one per line, # comments) politely, once.
+
+    A line that is no http(s) URL is skipped (logged as FILE:LINE, dead-lettered) and the
+    rest is fetched. URLs already sent are not fetched again; nor are those that failed
+    for good on an earlier run (counted as "failed before"), unless --retry-failed.
+
+    \b
+    Exit codes: 0 every URL sent (or sent or failed before); 1 some URLs failed in this
+    run (each logged with its line, and dead-lettered); 2 FILE unreadable or not UTF-8
+    text, or Kafka unreachable; 3 a bug in newsflow.
+    """
     import asyncio
     from pathlib import Path
 
+    from ingest import urllist
     from ingest.monitor import fetch_urls
-    from newsflow.topics import Topics, ensure_topics
 
-    lines = Path(file).read_text(encoding="utf-8").splitlines()
-    urls = [u.strip() for u in lines if u.strip() and not u.lstrip().startswith("#")]
-    ensure_topics(
-        ctx.settings.kafka_bootstrap,
-        Topics.from_settings(ctx.settings).specs(),
-        ctx.settings.topic_replication,
-    )
-    with click.progressbar(length=len(urls), label="fetching", file=sys.stderr) as bar:
+    entries = urllist.read(Path(file))
+    _ingest_ready(ctx.settings)
+    with click.progressbar(length=len(entries), label="fetching", file=sys.stderr) as bar:
         stats = asyncio.run(
             fetch_urls(
-                ctx.settings, urls, ref=file, allow_private=allow_private, progress=bar.update
+                ctx.settings,
+                entries,
+                ref=Path(file).name,
+                allow_private=allow_private,
+                retry_failed=retry_failed,
+                progress=bar.update,
             )
         )
-    click.echo(stats.summary())
+    _ingest_done(stats, "--retry-failed fetches them again")
 
 
 @ingest.command("status")
 @pass_ctx
 def ingest_status_cmd(ctx: Context) -> None:
-    """Per-feed health: last success, new items, failures, next poll."""
+    """Per-feed health: last success, new items, failures, next poll (NEWSFLOW_STATE_DIR)."""
+    from ingest import report
     from ingest.monitor import HealthStore
+    from ingest.seen import SeenStore
+    from newsflow.records import utcnow
 
-    store = HealthStore(ctx.settings.state_dir / "feeds.json")
+    state = ctx.settings.state_dir
+    store = HealthStore(state / "feeds.json")
     if not store.health:
-        click.echo(f"no feed polled yet (state: {store.path})")
+        click.echo(f"no feed polled yet: no feed health in {store.path}")
+        demo = ctx.stack_settings.dir / "demo-ingest"
+        if (demo / "feeds.json").is_file() and demo.resolve() != state.resolve():
+            click.echo(
+                f"the demo's ingest state is in {demo}: "
+                f"NEWSFLOW_STATE_DIR={demo} newsflow ingest status"
+            )
+    now = utcnow()
     for h in sorted(store.health.values(), key=lambda h: h.url):
-        state = (
-            f"{h.consecutive_failures} failure(s): {h.last_error}"
-            if h.consecutive_failures
-            else "ok"
-        )
-        click.echo(
-            f"{h.url}\n    last success {h.last_success or '-'}; {h.items_seen_total} items; "
-            f"next poll {h.next_poll_at or 'now'}; {state}"
-        )
-        for p in h.pending:
-            click.echo(f"    pending ({p.attempts} attempt(s)): {p.url}: {p.last_error}")
+        click.echo("\n".join(report.status_lines(h, now)))
+    if (state / "seen.sqlite").is_file():
+        with SeenStore(state / "seen.sqlite") as seen:
+            failed = seen.failed_count()
+        if failed:
+            click.echo(
+                f"{failed} URL(s) failed for good and are not fetched again "
+                "(ingest feeds/urls --retry-failed fetches them again)"
+            )
 
 
 # -- dead letters ------------------------------------------------------------------------
@@ -422,32 +621,61 @@ def deadletter() -> None:
     """What the pipeline could not process, with the reason; replay it once fixed."""
 
 
-STAGE = click.Choice(["ingest", "clean", "stories", "enrich", "index"])
+class _StageChoice(click.Choice[str]):
+    def get_missing_message(self, param: click.Parameter, ctx: click.Context | None) -> str:
+        # One line: click's own message puts each stage on a line of its own.
+        return f"Choose from {', '.join(map(str, self.choices))}."
+
+
+STAGE = _StageChoice(["ingest", "clean", "stories", "enrich", "index"])
+
+
+def _letters_since(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    return _since(ctx, param, value)  # defined with the audit command, below
 
 
 @deadletter.command("list")
 @click.argument("stage", type=STAGE, required=False)
-@click.option("-n", "--limit", default=20, help="At most this many per stage.")
+@click.option(
+    "-n", "--limit", default=20, type=click.IntRange(min=0), help="Show the newest N per stage."
+)
+@click.option(
+    "--since",
+    callback=_letters_since,
+    metavar="DURATION|TIME",
+    help="Only letters written since then: 30m, 2h, 1d, or an ISO time (UTC unless it says).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per letter shown.")
 @pass_ctx
-def deadletter_list(ctx: Context, stage: str | None, limit: int) -> None:
-    """Show dead letters (all stages, or one): when, why, and where they came from."""
-    from newsflow.deadletter import read_topic
+def deadletter_list(ctx: Context, stage: str | None, limit: int, since: Any, as_json: bool) -> None:
+    """Show dead letters (all stages, or one), newest first: when, why, and where they came
+    from (topic[partition]@offset, or for ingest failures the input and URL). Each stage
+    says how many letters its topic holds, and counts those shown by error class.
+
+    \b
+    Exit codes: 0 listed (whether or not there are letters); 2 Kafka unreachable.
+    """
+    import json
+
+    from newsflow import deadletter
+    from newsflow.services import require_kafka
     from newsflow.topics import STAGES, Topics
 
     topics = Topics.from_settings(ctx.settings)
-    for name in [stage] if stage else STAGES:
-        letters = read_topic(ctx.settings.kafka_bootstrap, topics.deadletter(name), limit)
-        click.secho(
-            f"{name}: {len(letters)} dead letter(s)"
-            + (" (first ones)" if len(letters) == limit else ""),
-            bold=True,
-        )
-        for d in letters:
-            kind = "permanent" if d.permanent else "transient"
-            click.echo(
-                f"  {d.failed_at:%Y-%m-%d %H:%M:%S} {d.topic}[{d.partition}]@{d.offset} "
-                f"{d.error_class} ({kind}): {d.error[:200]}"
-            )
+    wanted = {name: topics.deadletter(name) for name in ([stage] if stage else STAGES)}
+    require_kafka(ctx.settings.kafka_bootstrap)
+    found = deadletter.list_stages(ctx.settings.kafka_bootstrap, wanted, limit, since)
+    for name, listing in found.items():
+        if as_json:
+            for d in listing.letters:
+                fields = d.model_dump(mode="json", exclude={"key", "value", "schema_version"})
+                click.echo(json.dumps({**fields, "where": deadletter.where(d)}))
+            continue
+        click.secho(deadletter.heading(name, listing, since), bold=True)
+        if listing.letters:
+            counts = ", ".join(f"{cls} {n}" for cls, n in listing.by_error_class())
+            click.echo(f"  by error class: {counts}")
+        click.echo("".join(f"  {deadletter.describe(d)}\n" for d in listing.letters), nl=False)
 
 
 @deadletter.command("replay")
@@ -456,14 +684,33 @@ def deadletter_list(ctx: Context, stage: str | None, limit: int) -> None:
 @pass_ctx
 def deadletter_replay(ctx: Context, stage: str, dry_run: bool) -> None:
     """Send a stage's dead letters back to the topic they came from, once the cause is
-    fixed. Each letter is replayed once (progress is kept by a consumer group)."""
+    fixed. Each letter is replayed once: progress is kept by the consumer group
+    <prefix>-replay-<stage>, committed once every letter sent is acknowledged (a replay
+    that fails midway sends its letters again next time, never skips one). Ingest failures
+    were never messages: ingest their inputs again instead.
+
+    \b
+    Exit codes: 0 replayed (or nothing to replay); 2 Kafka unreachable.
+    """
     from newsflow.deadletter import replay
+    from newsflow.services import require_kafka
     from newsflow.topics import Topics
 
     topic = Topics.from_settings(ctx.settings).deadletter(stage)
     group = f"{ctx.settings.topic_prefix}-replay-{stage}"
-    n = replay(ctx.settings.kafka_bootstrap, topic, group, dry_run=dry_run)
-    click.echo(f"{'would replay' if dry_run else 'replayed'} {n} dead letter(s) from {topic}")
+    require_kafka(ctx.settings.kafka_bootstrap)
+    done = replay(ctx.settings.kafka_bootstrap, topic, group, dry_run=dry_run)
+    if not done.exists:
+        click.echo(f"nothing to replay: {topic} not created yet")
+        return
+    verb = "would replay" if dry_run else "replayed"
+    click.echo(f"{verb} {done.count} dead letter(s) from {topic}")
+    click.echo("".join(f"  {n} to {name}\n" for name, n in sorted(done.sent.items())), nl=False)
+    if done.unsendable:
+        click.echo(
+            f"  {done.unsendable} without a source topic (ingest failures: ingest their "
+            f"inputs again){'' if dry_run else ', passed over'}"
+        )
 
 
 # -- audit -------------------------------------------------------------------------------

@@ -144,7 +144,15 @@ def _fetch_and_produce(
     shutil.rmtree(state, ignore_errors=True)
     ingest_settings = settings.model_copy(update={"state_dir": state})
     fed = asyncio.run(
-        run_monitor(ingest_settings, SourcesFile(sources=specs), once=True, allow_private=True)
+        run_monitor(
+            ingest_settings,
+            SourcesFile(sources=specs),
+            once=True,
+            allow_private=True,
+            # The courier's crawl delay makes this the demo's longest step: one line as
+            # each feed or sitemap is done says it is moving.
+            progress=lambda line: click.echo(f"    {line}"),
+        )
     )
     rest = asyncio.run(fetch_urls(ingest_settings, others, ref="demo pages", allow_private=True))
     return f"feeds: {fed.summary()}; other pages: {rest.summary()}"

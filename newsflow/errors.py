@@ -22,6 +22,9 @@ OK = 0
 SOME_FAILED = 1
 SETUP = 2
 BUG = 3
+# Output piped into a reader that stopped (`| head`): what a program killed by SIGPIPE
+# returns, so a shell pipeline reads it as every other tool's.
+BROKEN_PIPE = 128 + 13
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 all well; 1 some inputs failed or a check found problems; "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from newsflow.records import (
     RawPage,
     decode,
 )
+from newsflow.services import require_elasticsearch, require_kafka, wait_for
 from newsflow.settings import Settings
 from newsflow.topics import MAX_MESSAGE_BYTES, Topics
 from processors import faust_overrides, index, stages, stories, sweep
@@ -49,6 +51,36 @@ from processors.entities import Tagger
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def wait_for_services(settings: Settings, interval: float = 5.0) -> None:
+    """Return once Kafka, then Elasticsearch, answer. A worker started before the stack
+    (or while it restarts) waits for it, saying so once in one line, instead of failing.
+    SIGTERM meanwhile stops it as a stop of the running worker would (exit 0); Ctrl-C is
+    the command line's (exit 130)."""
+    previous = signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        wait_for(partial(require_kafka, settings.kafka_bootstrap), _say(), interval)
+        wait_for(partial(require_elasticsearch, settings.elasticsearch_url), _say(), interval)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    log.info("stopped while waiting for the services")
+    raise SystemExit(0)
+
+
+def _say() -> Callable[[str], None]:
+    """wait_for says at most twice: that it waits (a warning: nothing is processed
+    meanwhile), then that it goes on."""
+    said: list[str] = []
+
+    def say(message: str) -> None:
+        log.log(logging.INFO if said else logging.WARNING, "%s", message)
+        said.append(message)
+
+    return say
 
 
 def prepare(settings: Settings) -> None:
@@ -70,7 +102,11 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     datadir = settings.state_dir / "faust"
     faust_overrides.discard_unclean_state(datadir)
     pipeline = Pipeline(settings)
-    worker = Worker(pipeline.app, loglevel=loglevel, quiet=True)
+    # Logging stays as the command line set it (processors.worker_logs), and without
+    # mode's set-up nothing drives Faust's terminal spinner, which would only write its
+    # cursor escapes into the log.
+    worker = Worker(pipeline.app, loglevel=loglevel, quiet=True, override_logging=False)
+    worker.spinner = None
     try:
         worker.execute_from_commandline()
     finally:
@@ -78,6 +114,30 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         crashed = worker.crash_reason or pipeline.app.crash_reason
         if crashed is None and pipeline.app.changelog_failure is None:
             faust_overrides.mark_clean_stop(datadir)
+
+
+# Articles whose table writes Faust's producer buffer holds before it pauses intake; the
+# demo's bursts reach about 4 (a peak of 410 records in the buffer).
+BUFFERED_ARTICLES = 16
+# Boilerplate counts written per article: one per paragraph seen (7 on average in the
+# demo), for a long article.
+BOILERPLATE_WRITES = 16
+
+
+def producer_buffer_size(policy: stories.StoryPolicy) -> int:
+    """How many table writes may wait in Faust's producer buffer before the next message
+    waits for them (Faust warns "producer buffer full" then).
+
+    Faust's own bound, 100 records, is sized for a write or two per event. An article
+    writes far more, and must: each story table (the site's, in clean, and the global
+    one, in stories) indexes it under one key per LSH band (42 with the default policy,
+    fixed by the threshold and recall) besides its entry, text hash and time slot, so
+    about 97 changelog records per article in all, in one synchronous burst. It stays
+    a bound (1728 records of about 1 kB with the default policy), and backpressure
+    still acts past it.
+    """
+    per_article = 2 * (policy.bands + 4) + BOILERPLATE_WRITES
+    return BUFFERED_ARTICLES * per_article
 
 
 class FatalError(Exception):
@@ -141,6 +201,8 @@ class Pipeline:
             producer_max_request_size=MAX_MESSAGE_BYTES,
             consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         )
+        # Faust's bound of 100 buffered table writes is about one article's (see below).
+        self.app.producer.buffer.max_messages = producer_buffer_size(self.options.stories)
         self._tagger: Tagger | None = None
         self._es: AsyncElasticsearch | None = None
         self._declare()
