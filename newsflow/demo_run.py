@@ -109,7 +109,7 @@ def _start_worker(settings: Settings, log_file: Path) -> subprocess.Popen[bytes]
         NEWSFLOW_STATE_DIR=str(settings.state_dir),
     )
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as out:
+    with log_file.open("wb") as out:  # this run's log only: the one its messages point at
         return subprocess.Popen(
             [sys.executable, "-m", "newsflow.cli", "worker", "--loglevel", "warn"],
             env=env,
