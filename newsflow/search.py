@@ -111,8 +111,11 @@ def balanced(snippet: str, markers: tuple[str, str]) -> str:
 def render(result: Result, query: str, markers: tuple[str, str] = PLAIN) -> str:
     if not result.hits:
         return f'search "{query}": no article matches'
-    what = "all articles, newest first" if query.strip() in ("", EVERYTHING) else "matching"
-    lines = [f'search "{query}": {result.total} article(s) {what}, by story:']
+    if query.strip() in ("", EVERYTHING):
+        heading = f"all {result.total} article(s), newest first, by story:"
+    else:
+        heading = f"{result.total} matching article(s), by story:"
+    lines = [f'search "{query}": {heading}']
     for hit in result.hits:
         lines.append(f"  * {hit.title}  [{hit.site}]")
         lines.append(f"    {hit.url}")
