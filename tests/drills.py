@@ -419,8 +419,10 @@ def _outage(rig: Rig, name: str, service: str, seconds: float) -> DrillResult:
         rig.stack.start_node(service)
         return rig.measure(name, fault)
     finally:
-        rig.stack.start_node(service)
-        first.stop()
+        try:
+            rig.stack.start_node(service)
+        finally:  # a service that cannot start again must not leave the worker running
+            first.stop()
 
 
 def replay(rig: Rig) -> DrillResult:

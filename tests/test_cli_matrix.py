@@ -105,7 +105,15 @@ CASES = [
         ("stack", "up"),
         2,
         ("/nonexistent is not a JDK", "NEWSFLOW_STACK_KAFKA_JAVA_HOME"),
-        (("NEWSFLOW_STACK_KAFKA_JAVA_HOME", "/nonexistent"),),
+        (
+            ("NEWSFLOW_STACK_KAFKA_JAVA_HOME", "/nonexistent"),
+            # Ports where nothing listens: a stack running on the default ones (a demo)
+            # would be found first, and this case is about the JDK.
+            ("NEWSFLOW_STACK_KAFKA_PORT", "2"),
+            ("NEWSFLOW_STACK_KAFKA_CONTROLLER_PORT", "3"),
+            ("NEWSFLOW_STACK_ES_PORT", "4"),
+            ("NEWSFLOW_STACK_ES_TRANSPORT_PORT", "5"),
+        ),
     ),
     Case(
         ("search", "port"),
