@@ -56,6 +56,7 @@ CASES = [
     Case(("search", "port"), 2, ES_DOWN),
     Case(("deadletter", "list"), 2, KAFKA_DOWN),
     Case(("deadletter", "list", "clean"), 2, KAFKA_DOWN),
+    Case(("deadletter", "list", "--since", "2h"), 2, KAFKA_DOWN),
     Case(("deadletter", "replay", "clean", "--dry-run"), 2, KAFKA_DOWN),
     Case(("deadletter", "replay", "index"), 2, KAFKA_DOWN),
     Case(("ingest", "urls", "{files}/urls.txt"), 2, KAFKA_DOWN),
@@ -195,7 +196,7 @@ def test_every_command_is_in_the_matrix() -> None:
     """A new command joins the matrix, or this fails: off the happy path is not optional."""
     from newsflow.cli import cli
 
-    # The worker and the feed monitor are tried below; the demo starts its own stack.
+    # The worker is tried in tests/test_worker_cli.py; the demo starts its own stack.
     elsewhere = {("worker",), ("demo",)}
     missing = [
         cmd
@@ -217,14 +218,9 @@ def test_help_documents_exit_codes() -> None:
             assert "Exit codes: 0 all well" in done.stdout
 
 
-@pytest.mark.parametrize(
-    "args",
-    [("worker",), ("ingest", "feeds", "--sources", "{files}/sources.yaml")],
-    ids=["worker", "ingest feeds"],
-)
-def test_long_running_service_waits_for_the_broker_saying_so_once(
-    args: tuple[str, ...], files: Path, tmp_path: Path
-) -> None:
+def test_the_feed_watcher_waits_for_the_broker_saying_so_once(files: Path, tmp_path: Path) -> None:
+    # The worker waits the same way: tests/test_worker_cli.py, with the services coming up.
+    args = ("ingest", "feeds", "--sources", "{files}/sources.yaml")
     argv = [*NEWSFLOW, *(a.replace("{files}", str(files)) for a in args)]
     lines: list[str] = []
     with subprocess.Popen(

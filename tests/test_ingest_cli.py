@@ -6,11 +6,9 @@ never a traceback."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,52 +146,7 @@ def test_a_list_that_is_no_text_is_exit_2_before_kafka(
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-# -- Kafka down ---------------------------------------------------------------------------
-
-
-def test_kafka_down_is_one_line_in_seconds(tmp_path: Path) -> None:
-    listing = tmp_path / "urls.txt"
-    listing.write_text("https://a.example/\n")
-    sources = tmp_path / "sources.yaml"
-    sources.write_text("sources: [{name: x, feeds: ['https://x.example/feed.xml']}]\n")
-    warc = shared_data_path("warc", "resiliparse", "warcfile.warc.gz")
-    bootstrap = f"127.0.0.1:{closed_port()}"
-    env = env_of(Settings(kafka_bootstrap=bootstrap, state_dir=tmp_path))
-    for args in (
-        ("ingest", "urls", str(listing)),
-        ("ingest", "warc", str(warc)),
-        ("ingest", "feeds", "--once", "--sources", str(sources)),
-    ):
-        started = time.monotonic()
-        done = run(env, *args, timeout=60)
-        assert time.monotonic() - started < 15, args
-        assert done.returncode == 2, (args, done.stderr)
-        assert done.stderr.startswith(f"error: cannot reach Kafka at {bootstrap}"), done.stderr
-        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-
-
-def test_the_watcher_waits_for_kafka_saying_so_once(tmp_path: Path) -> None:
-    sources = tmp_path / "sources.yaml"
-    sources.write_text("sources: [{name: x, feeds: ['https://x.example/feed.xml']}]\n")
-    bootstrap = f"127.0.0.1:{closed_port()}"
-    env = env_of(Settings(kafka_bootstrap=bootstrap, state_dir=tmp_path))
-    argv = [sys.executable, "-m", "newsflow.cli", "ingest", "feeds", "--sources", str(sources)]
-    log = tmp_path / "watch.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while "waiting for Kafka" not in log.read_text() and time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.3)
-        time.sleep(6)  # a retry or more
-        assert proc.poll() is None, log.read_text()
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-    text = log.read_text()
-    assert text.count("waiting for Kafka") == 1, text
-    assert "Traceback" not in text
+# Kafka down, for these commands and the watcher: tests/test_cli_matrix.py.
 
 
 # -- warc ---------------------------------------------------------------------------------
