@@ -188,7 +188,9 @@ def stack_status(ctx: Context) -> None:
 
     rows = Stack(ctx.stack_settings).status()
     _print_status(rows)
-    sys.exit(0 if all(r.healthy for r in rows) else 1)
+    if not all(r.healthy for r in rows):
+        click.echo("-> `newsflow stack up` starts what is stopped", err=True)
+        sys.exit(errors.SOME_FAILED)
 
 
 @stack.command("logs")

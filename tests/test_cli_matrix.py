@@ -66,7 +66,7 @@ CASES = [
     # -- commands that need no service ------------------------------------------------
     Case(("settings",), 0, ("NEWSFLOW_KAFKA_BOOTSTRAP=127.0.0.1:1", "NEWSFLOW_SOURCES")),
     Case(("ingest", "status"), 0, ("no feed polled yet",)),
-    Case(("stack", "status"), 1, ("stopped",)),
+    Case(("stack", "status"), 1, ("stopped", "newsflow stack up")),
     Case(("stack", "logs", "kafka"), 0, ("no log yet",)),
     Case(("stack", "down"), 0, ("nothing was running",)),
     # -- bad arguments ----------------------------------------------------------------
