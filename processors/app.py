@@ -359,6 +359,10 @@ class Pipeline:
         article = stages.deduplicate(
             page, found, self.site_stories, self.boilerplate, self.options, origin
         )
+        stub = stages.too_short_after_dedup(article, self.options)
+        if stub is not None:
+            log.info("filtered %s (%s): %s", page.url, stub.reason, stub.detail)
+            return [Outgoing(self.filtered, page.site.encode(), stub.encode())]
         return [Outgoing(self.articles, page.site.encode(), article.encode())]
 
     async def _stories(self, stream: Any) -> None:

@@ -386,9 +386,15 @@ def _is_plain_text(mime: str, text: str) -> bool:
     some servers label HTML text/plain, so the start of the text decides for those two."""
     if mime in _HTML_TYPES:
         return False
-    head = text[:1024].lstrip().lower()
-    looks_html = head.startswith(("<!doctype html", "<html", "<?xml")) or "<body" in head
+    head = _LEADING_COMMENTS.sub("", text[:65536], count=1)[:1024].lower()
+    looks_html = head.startswith(_HTML_STARTS) or "<body" in head
     return not looks_html
+
+
+# Comments and white space a CMS puts before the markup (a build stamp, a licence): they
+# can run longer than the head that is looked at, and are no text of the page.
+_LEADING_COMMENTS: Final = re.compile(r"\A(?:\s*<!--.*?-->)*\s*", re.DOTALL)
+_HTML_STARTS: Final = ("<!doctype html", "<html", "<?xml", "<head")
 
 
 def _from_plain_text(text: str) -> Extracted:
@@ -550,15 +556,21 @@ def _published_at(tree: Any, found: str | None) -> datetime | None:
     (``found``); if it has no zone (or no time) it is taken as UTC: the site's zone is
     unknown, and the error is at most a day.
     """
-    declared = (_parse_instant(value) for value in _declared_dates(tree))
-    moment = next((m for m in declared if m is not None and m.tzinfo is not None), None)
-    if moment is None:
-        moment = _parse_instant(found or "")
-    if moment is None:
+    declared = (_utc(_parse_instant(value)) for value in _declared_dates(tree))
+    moment = next((m for m in declared if m is not None), None)
+    return moment if moment is not None else _utc(_parse_instant(found or ""), assume_utc=True)
+
+
+def _utc(moment: datetime | None, assume_utc: bool = False) -> datetime | None:
+    """``moment`` in UTC; None when it has no zone (unless ``assume_utc``) or cannot be
+    shown in UTC: year 1 with a positive offset is before the first instant a datetime
+    holds (a CMS's placeholder date), which is no publication date."""
+    if moment is None or (moment.tzinfo is None and not assume_utc):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def _declared_dates(tree: Any) -> list[str]:

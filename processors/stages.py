@@ -129,6 +129,31 @@ def deduplicate(
     return _article(page, found, result.paragraphs, removed, site_story.cluster_id, origin)
 
 
+def too_short_after_dedup(article: Article, options: PipelineOptions) -> Filtered | None:
+    """The length check again, on what dedup kept: a stub whose own text is one line
+    ("Watch the video of the storm.") passed the first check only because its template
+    made it long enough. Nothing is taken out of one that had nothing taken out."""
+    removed = article.removed
+    if not (removed.boilerplate or removed.in_page_repeats):
+        return None
+    chars = sum(len(p) for p in article.paragraphs)
+    needed = options.clean.min_text_chars
+    if chars >= needed:
+        return None
+    return Filtered(
+        article_id=article.article_id,
+        url=article.url,
+        site=article.site,
+        reason="too-short",
+        detail=f"{chars} characters are its own after {removed.boilerplate} boilerplate and "
+        f"{removed.in_page_repeats} repeated paragraph(s) were removed, fewer than the "
+        f"{needed} an article needs",
+        fetched_at=article.fetched_at,
+        source=article.source,
+        origin=article.origin,
+    )
+
+
 def _article(
     page: RawPage,
     found: clean.Extracted,

@@ -536,3 +536,42 @@ def test_section_pages_that_list_headlines_are_not_articles() -> None:
     rendered = render(article.site, article.path)
     assert rendered is not None
     extracted(extract(rendered[2], f"https://{article.site}.example{article.path}", rendered[1]))
+
+
+# -- pages that used to fool the checks -------------------------------------------------
+
+_BODY = (
+    b"<article><p>"
+    + b"The harbour board met on Tuesday to vote on the plan. " * 6
+    + b"</p></article>"
+)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/octet-stream", ""])
+def test_html_behind_a_long_leading_comment_is_read_as_html(content_type: str) -> None:
+    """A CMS's licence comment longer than the head looked at hid the markup: the page was
+    taken for plain text and its tags became its paragraphs."""
+    page = (
+        b"<!-- " + b"build 2026.03 licence text " * 100 + b"-->\n<!-- second -->\n"
+        b"<!DOCTYPE html><html><head><title>Board vote</title></head><body>"
+        + _BODY
+        + b"</body></html>"
+    )
+    found = extract(page, "https://news.example/a", content_type, None, CleanOptions())
+    assert isinstance(found, Extracted), found
+    assert found.paragraphs[0].startswith("The harbour board met"), found.paragraphs
+    assert not any("<" in p for p in found.paragraphs)
+
+
+def test_a_publication_date_before_the_first_utc_instant_is_unknown_not_a_failure() -> None:
+    """Year 1 with a positive offset cannot be shown in UTC (OverflowError): a CMS's
+    placeholder, which dead-lettered the page."""
+    page = (
+        b'<html><head><meta property="article:published_time" '
+        b'content="0001-01-01T00:00:00+05:00"><title>Board vote</title></head><body>'
+        + _BODY
+        + b"</body></html>"
+    )
+    found = extract(page, "https://news.example/a", "text/html", None, CleanOptions())
+    assert isinstance(found, Extracted), found
+    assert found.published_at is None or found.published_at.year > 1

@@ -18,6 +18,7 @@ from processors.stages import (
     extract,
     note_site,
     skip_enrichment,
+    too_short_after_dedup,
 )
 from processors.sweep import sites as sweep_sites
 
@@ -140,3 +141,75 @@ def test_every_output_carries_the_page_origin_to_the_index() -> None:
     assert enriched is not None and enriched.origin == origin
     assert index.document(enriched)["origin"] == {"schema_version": 1, "partition": 1, "offset": 42}
     assert deduplicate(p, found, {}, {}, OPTIONS).origin is None  # callers that pass none
+
+
+# -- the length check after dedup --------------------------------------------------------
+
+_TEMPLATE = [
+    "Subscribe to the Harbour Gazette for the morning briefing, delivered before seven.",
+    "Our journalism is paid for by readers: support the Gazette from two euros a month.",
+    "Comments are moderated and may take an hour to appear under an article on this site.",
+]
+
+
+def _plain_page(n: int, own: list[str]) -> RawPage:
+    url = f"https://gazette.example/news/{n}"
+    text = "\n\n".join([f"Story number {n}", *own, *_TEMPLATE])
+    return RawPage(
+        url=url,
+        canonical_url=url,
+        site="gazette.example",
+        fetched_at=T0 + timedelta(minutes=n),
+        content_type="text/plain; charset=utf-8",
+        body=text.encode(),
+        source=Source(kind=SourceKind.DEMO),
+    )
+
+
+def test_a_stub_long_only_through_its_template_is_filtered_after_dedup() -> None:
+    tables: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+    # Articles with text of their own, each its own story (short ones under a long
+    # template being one story is a problem of story identity, not of this check).
+    own = [
+        [
+            "The ferry to Lindholm will leave at quarter past six from April, the operator "
+            "said, after commuters complained that the first crossing missed the early trains.",
+            "Skippers said the new slot depends on the tide tables for the spring.",
+        ],
+        [
+            "Dredging of the inner basin starts in May and will close berths four to seven "
+            "for three weeks, the port authority told fishermen at a meeting on Friday.",
+            "The silt is to be shipped to a reclamation site north of the breakwater.",
+        ],
+        [
+            "Parents at Eastgate primary collected four hundred signatures against the plan "
+            "to move school meals to a central kitchen across the river.",
+            "The headteacher said pupils would eat later and the food would travel cold.",
+        ],
+        [
+            "A consortium of two utilities won the licence for a wind farm of forty turbines "
+            "off the northern cape, with a cable landing beside the old lighthouse.",
+            "Construction is expected to take three summers and employ two hundred people.",
+        ],
+        [
+            "Bus fares rise by ten cents in July, the transport board decided, the first "
+            "increase since the pandemic, while monthly passes keep their price.",
+            "Pensioners travel free outside the morning peak, as before.",
+        ],
+    ]
+    for n in range(5):
+        found = extract(_plain_page(n, own[n]), OPTIONS)
+        assert isinstance(found, clean.Extracted)
+        article = deduplicate(_plain_page(n, own[n]), found, *tables, OPTIONS)
+        assert too_short_after_dedup(article, OPTIONS) is None  # real articles stay
+    stub = _plain_page(9, ["Watch the video of the storm."])
+    found = extract(stub, OPTIONS)
+    assert isinstance(found, clean.Extracted)  # long enough with its template
+    article = deduplicate(stub, found, *tables, OPTIONS)
+    assert article.removed.boilerplate == len(_TEMPLATE)
+    filtered = too_short_after_dedup(article, OPTIONS)
+    assert isinstance(filtered, Filtered) and filtered.reason == "too-short"
+    assert "3 boilerplate" in filtered.detail and filtered.article_id == stub.article_id
+    # A page nothing was taken from is judged by the first check alone.
+    fresh = deduplicate(stub, found, {}, {}, OPTIONS)
+    assert fresh.removed.boilerplate == 0 and too_short_after_dedup(fresh, OPTIONS) is None
