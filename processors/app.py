@@ -202,7 +202,7 @@ class Pipeline:
             consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         )
         # Faust's bound of 100 buffered table writes is about one article's (see below).
-        self.app.producer.buffer.max_messages = producer_buffer_size(self.options.stories)
+        self.app.limit_producer_buffer(producer_buffer_size(self.options.stories))
         self._tagger: Tagger | None = None
         self._es: AsyncElasticsearch | None = None
         self._declare()

@@ -419,6 +419,13 @@ class PipelineApp(faust.App):
     def _new_transport(self) -> Any:
         return LedgerTransport(self.conf.broker_consumer, self)
 
+    def limit_producer_buffer(self, max_messages: int) -> None:
+        """How many table changelog writes may wait in Faust's producer buffer before the
+        stream waits for them. Faust has no setting for it: ``ProducerBuffer.max_messages``
+        (100 in 0.15.3) is read by ``ProducerBuffer.wait_until_ebb`` (hash-checked in
+        RELIED_ON), which warns "producer buffer full" and flushes past it."""
+        self.producer.buffer.max_messages = max_messages
+
     def processing(self, message: Any) -> None:
         if message.topic in self.guarded_topics:
             self.ledger.started(message.tp, message.offset)
@@ -473,6 +480,7 @@ RELIED_ON = {
     "Recovery.on_recovery_completed": "6ef567acf072e46d",
     "AIOKafkaConsumerThread._commit": "932852ce7a23f658",
     "AIOKafkaConsumerThread._seek_wait": "9d221e816d940467",
+    "ProducerBuffer.wait_until_ebb": "758dd5744044071b",
 }
 
 
@@ -480,6 +488,7 @@ def relied_on_sources() -> dict[str, str]:
     """Qualified name -> sha256 of the source of each Faust function read for this module."""
     from faust.tables.recovery import Recovery
     from faust.transport.consumer import Consumer
+    from faust.transport.producer import ProducerBuffer
 
     thread = faust_aiokafka.AIOKafkaConsumerThread
     functions = {
@@ -494,6 +503,7 @@ def relied_on_sources() -> dict[str, str]:
         "Recovery.on_recovery_completed": Recovery.on_recovery_completed,
         "AIOKafkaConsumerThread._commit": thread._commit,
         "AIOKafkaConsumerThread._seek_wait": thread._seek_wait,
+        "ProducerBuffer.wait_until_ebb": ProducerBuffer.wait_until_ebb,
     }
     return {
         name: hashlib.sha256(inspect.getsource(cast(Any, fn)).encode()).hexdigest()[:16]

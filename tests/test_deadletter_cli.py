@@ -188,13 +188,13 @@ def test_list_since_counts_and_shows_only_the_recent_letters_and_json_has_each(
             for n, a in enumerate(ages)
         ],
     )
-    done, _ = run(s, "deadletter", "list", "enrich", "--since", "1d")
+    done = run(s, "deadletter", "list", "enrich", "--since", "1d")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("enrich: 4 dead letter(s), 2 since ")
     assert [x.split(": ")[-1] for x in lines[2:]] == ["model 3", "model 2"]
 
-    done, _ = run(s, "deadletter", "list", "enrich", "--json", "-n", "3")
+    done = run(s, "deadletter", "list", "enrich", "--json", "-n", "3")
     assert done.returncode == 0, done.stderr
     objects = [json.loads(line) for line in done.stdout.splitlines()]
     assert [o["error"] for o in objects] == ["model 3", "model 2", "model 1"]
@@ -217,7 +217,7 @@ def test_replay_says_what_it_sent_where_and_sends_each_letter_once(
             (deadletter.Origin(topics.filtered, 0, 9, feed), ValueError("c"), {}),
         ],
     )
-    dry, _ = run(s, "deadletter", "replay", "clean", "--dry-run")
+    dry = run(s, "deadletter", "replay", "clean", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.splitlines() == [
         f"would replay 3 dead letter(s) from {topics.deadletter('clean')}",
@@ -236,7 +236,7 @@ def test_replay_says_what_it_sent_where_and_sends_each_letter_once(
     assert sorted(m.value for m in pages) == [b"value 7", b"value 8"]
     assert all(m.headers == feed and m.key == b"site" for m in pages)
 
-    again, _ = run(s, "deadletter", "replay", "clean")
+    again = run(s, "deadletter", "replay", "clean")
     assert again.stdout.splitlines() == [
         f"replayed 0 dead letter(s) from {topics.deadletter('clean')}"
     ]
@@ -247,7 +247,7 @@ def test_replay_says_what_it_sent_where_and_sends_each_letter_once(
 def test_replay_of_ingest_letters_says_they_cannot_be_sent_back(dl_settings: Settings) -> None:
     s = dl_settings
     put(s, "ingest", [(deadletter.Origin("", -1, 3), ValueError("x"), {"source": "urls.txt:3"})])
-    done, _ = run(s, "deadletter", "replay", "ingest")
+    done = run(s, "deadletter", "replay", "ingest")
     assert done.returncode == 0, done.stderr
     assert "replayed 0 dead letter(s)" in done.stdout
     assert "1 without a source topic (ingest failures: ingest their inputs again)" in done.stdout
@@ -270,7 +270,7 @@ def test_replay_to_a_source_topic_that_is_gone_says_so_and_commits_nothing(
     # Once the topic is back, the letter is replayed: it was not passed over.
     admin.create_topics([NewTopic(gone, 1, 1)], wait_for_metadata=True)
     admin.close()
-    done, _ = run(s, "deadletter", "replay", "stories")
+    done = run(s, "deadletter", "replay", "stories")
     assert done.returncode == 0, done.stderr
     assert f"  1 to {gone}" in done.stdout.splitlines()
     assert [m.value for m in read_topic(s, gone)] == [b"value 1"]
@@ -279,7 +279,7 @@ def test_replay_to_a_source_topic_that_is_gone_says_so_and_commits_nothing(
 @stack
 def test_a_replay_of_a_stage_whose_topic_does_not_exist_says_so(settings: Settings) -> None:
     s = settings.model_copy(update={"topic_prefix": unique("dl-none")})
-    done, _ = run(s, "deadletter", "replay", "index", "--dry-run")
+    done = run(s, "deadletter", "replay", "index", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (
         f"nothing to replay: {Topics.from_settings(s).deadletter('index')} not created yet"

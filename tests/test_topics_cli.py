@@ -71,18 +71,18 @@ def test_list_asks_the_broker_and_create_makes_what_is_missing(fresh: Settings) 
     assert f"{len(names)} of {len(names)} topics missing" in before.stdout
     assert "newsflow topics create" in before.stdout
 
-    created, _ = run(s, "create")
+    created = run(s, "create")
     assert created.returncode == 0, created.stderr
     assert created.stdout.splitlines()[0] == f"created {len(names)} of {len(names)} topics"
 
-    after, _ = run(s, "list")
+    after = run(s, "list")
     assert after.returncode == 0, after.stderr
     table = rows(after.stdout)
     assert list(table) == names
     assert all(declared == on_broker for declared, on_broker in table.values())
     assert table[Topics.from_settings(s).pages] == ["2", "2"]  # the test stack's partitions
 
-    again, _ = run(s, "create")
+    again = run(s, "create")
     assert again.returncode == 0 and again.stdout.strip() == f"created 0 of {len(names)} topics"
 
 
@@ -96,7 +96,7 @@ def test_a_topic_with_another_partition_count_is_flagged_and_create_refuses(
     admin.create_topics([NewTopic(pages, 3, 1)], wait_for_metadata=True)
     admin.close()
 
-    listed, _ = run(s, "list")
+    listed = run(s, "list")
     assert listed.returncode == 1
     assert rows(listed.stdout)[pages] == ["2", "3"]
     assert "1 topic(s) with another partition count than declared" in listed.stdout
@@ -110,7 +110,7 @@ def test_a_topic_with_another_partition_count_is_flagged_and_create_refuses(
 
 def test_declared_shows_the_layout_without_a_broker() -> None:
     down = Settings(kafka_bootstrap="127.0.0.1:1", topic_prefix="nfx", topic_partitions=4)
-    done, _ = run(down, "list", "--declared")
+    done = run(down, "list", "--declared")
     assert done.returncode == 0, done.stderr
     first = done.stdout.splitlines()[0].split()
     assert first[:2] == ["nfx.pages", "4"]
