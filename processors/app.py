@@ -140,6 +140,10 @@ def producer_buffer_size(policy: stories.StoryPolicy) -> int:
     return BUFFERED_ARTICLES * per_article
 
 
+# The stories table's key in the stream clock: one partition, fed by every site.
+STORIES_CLOCK = "stories"
+
+
 class FatalError(Exception):
     """Not about one message: the worker stops with this reason (nothing acknowledged)."""
 
@@ -232,6 +236,7 @@ class Pipeline:
         self.app.agent(self.enriched, name="index")(self._index)
         self._last_sweep = time.monotonic()
         self._last_site_sweep: dict[int, float] = {}
+        self._clock = sweep.StreamClock()  # what the sweeps expire entries against
         # mode's receiver type is a union mypy cannot match a bound coroutine method to.
         self.app.on_before_shutdown.connect(cast(Any, self._close_clients))
 
@@ -350,6 +355,7 @@ class Pipeline:
 
     async def _clean_one(self, event: Any) -> list[Outgoing]:
         page = decode(RawPage, event.value)
+        self._clock.saw(event.message.partition, page.fetched_at.timestamp())
         origin = PageOrigin(partition=event.message.partition, offset=event.message.offset)
         found = await self._offload(stages.extract, page, self.options, origin)
         if isinstance(found, Filtered):
@@ -375,7 +381,9 @@ class Pipeline:
             await self._maybe_sweep_stories()
 
     async def _stories_one(self, event: Any) -> list[Outgoing]:
-        article = stages.cluster(decode(Article, event.value), self.stories, self.options)
+        article = decode(Article, event.value)
+        self._clock.saw(STORIES_CLOCK, article.fetched_at.timestamp())
+        article = stages.cluster(article, self.stories, self.options)
         key = article.article_id.encode()
         skipped = stages.skip_enrichment(article)
         if skipped is not None:
@@ -387,12 +395,13 @@ class Pipeline:
         inside the agent (Faust writes a table's changelog to the current event's
         partition), after the page is done: a failed sweep is logged, never blamed on it."""
         last = self._last_site_sweep.setdefault(partition, time.monotonic())
-        if time.monotonic() - last < self.settings.sweep_interval:
+        now = self._clock.now(partition)  # the pages' time, not the wall clock's
+        if now is None or time.monotonic() - last < self.settings.sweep_interval:
             return
         self._last_site_sweep[partition] = time.monotonic()
         try:
             swept = await sweep.sites(
-                self.site_stories, self.boilerplate, partition, time.time(), self.options
+                self.site_stories, self.boilerplate, partition, now, self.options
             )
             log.info("swept %d expired entries of partition %d's sites", swept, partition)
         except Exception:
@@ -403,11 +412,12 @@ class Pipeline:
     async def _maybe_sweep_stories(self) -> None:
         """Drop expired stories (see _maybe_sweep_sites); the stories table has one
         partition, so every key is the current event's."""
-        if time.monotonic() - self._last_sweep < self.settings.sweep_interval:
+        now = self._clock.now(STORIES_CLOCK)
+        if now is None or time.monotonic() - self._last_sweep < self.settings.sweep_interval:
             return
         self._last_sweep = time.monotonic()
         try:
-            swept = stories.sweep(self.stories, time.time(), self.options.stories)
+            swept = stories.sweep(self.stories, now, self.options.stories)
             log.info("swept %d expired entries from the stories table", swept)
         except Exception:
             log.exception("sweeping the stories table failed; tried again later")

@@ -14,12 +14,39 @@ partition: Faust writes a table's changelog to the current event's partition.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, MutableMapping
+import time
+from collections.abc import Callable, Hashable, MutableMapping
 from typing import Any
 
 from processors import paragraphs, stages, stories
 
 CHUNK = 1000
+
+
+class StreamClock:
+    """The time the stream has reached, per key (a partition of the pages, the one
+    stories table): the latest page time seen there, never later than the wall clock.
+
+    Table entries are stamped with their page's time (``fetched_at``: in a backfill of a
+    crawl, the WARC record's date), so they must expire against that time too. Swept
+    against the wall clock, a backfill of last year's CC-NEWS would lose all of its story
+    and boilerplate state at every sweep; swept against the stream, it keeps the window
+    it would have had live. The wall clock caps it, so a page stamped in the future (a
+    producer's clock off) cannot expire everything before its time. A worker that takes
+    over a partition starts from the first page it sees there: nothing is swept before.
+    """
+
+    def __init__(self, wall: Callable[[], float] = time.time) -> None:
+        self._latest: dict[Hashable, float] = {}
+        self._wall = wall
+
+    def saw(self, key: Hashable, when: float) -> None:
+        capped = min(when, self._wall())
+        self._latest[key] = max(self._latest.get(key, capped), capped)
+
+    def now(self, key: Hashable) -> float | None:
+        """The stream's time at ``key``, or None before its first page."""
+        return self._latest.get(key)
 
 
 async def sites(

@@ -20,6 +20,7 @@ from processors.stages import (
     skip_enrichment,
     too_short_after_dedup,
 )
+from processors.sweep import StreamClock
 from processors.sweep import sites as sweep_sites
 
 OPTIONS = PipelineOptions()
@@ -213,3 +214,38 @@ def test_a_stub_long_only_through_its_template_is_filtered_after_dedup() -> None
     # A page nothing was taken from is judged by the first check alone.
     fresh = deduplicate(stub, found, {}, {}, OPTIONS)
     assert fresh.removed.boilerplate == 0 and too_short_after_dedup(fresh, OPTIONS) is None
+
+
+# -- the time sweeps expire entries against ----------------------------------------------
+
+
+def test_a_backfill_keeps_its_state_when_swept_against_the_stream_clock() -> None:
+    """Pages of a crawl a year old: swept against the wall clock, every entry they made is
+    gone at the first sweep; against the stream's own time, none is."""
+    tables: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+    year_ago = datetime.now(UTC) - timedelta(days=365)
+    clock = StreamClock()
+    run_site("courier", tables, year_ago)
+    for n in range(12):
+        clock.saw(0, (year_ago + timedelta(minutes=n)).timestamp())
+    entries = len(tables[0]) + len(tables[1])
+    stream_now = clock.now(0)
+    assert stream_now is not None and stream_now < time.time() - 300 * 86400
+    assert asyncio.run(sweep_sites(*tables, 0, stream_now, OPTIONS)) == 0
+    assert len(tables[0]) + len(tables[1]) == entries
+    assert asyncio.run(sweep_sites(*tables, 0, time.time(), OPTIONS)) > 0  # the old way
+
+
+def test_the_stream_clock_moves_forward_only_and_never_past_the_wall_clock() -> None:
+    wall = 1_000_000.0
+    clock = StreamClock(wall=lambda: wall)
+    assert clock.now(3) is None  # nothing seen: nothing to sweep against
+    clock.saw(3, 500.0)
+    clock.saw(3, 400.0)  # a late page does not turn the clock back
+    assert clock.now(3) == 500.0
+    clock.saw(3, wall + 86400 * 30)  # a page stamped a month ahead
+    assert clock.now(3) == wall
+    first_future = StreamClock(wall=lambda: wall)
+    first_future.saw("stories", wall * 2)
+    assert first_future.now("stories") == wall
+    assert clock.now(4) is None  # per key
