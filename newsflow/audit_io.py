@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch
+from elasticsearch import Elasticsearch
 from elasticsearch.helpers import ScanError, scan
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import (
@@ -42,7 +42,7 @@ from newsflow.audit import (
 )
 from newsflow.errors import SetupError
 from newsflow.records import Article, DecodeError, Filtered, PageOrigin, RawPage, decode
-from newsflow.services import KAFKA_TIMEOUTS, reachable
+from newsflow.services import KAFKA_TIMEOUTS, reachable, require_elasticsearch
 from newsflow.settings import Settings
 from newsflow.topics import MAX_MESSAGE_BYTES, Topics
 
@@ -62,15 +62,6 @@ class AuditError(SetupError):
     """The audit could not be made (a topic missing, a read that stalled)."""
 
 
-def _check_elasticsearch(es: Elasticsearch, url: str) -> None:
-    """Fail now, not after reading all of Kafka; and say so when the address answers but
-    is no Elasticsearch (a proxy's 404, say)."""
-    try:
-        es.cluster.health()
-    except ApiError as err:
-        raise AuditError(f"{url} does not answer as Elasticsearch ({err.meta.status})") from err
-
-
 def audit(
     settings: Settings,
     since: datetime | None = None,
@@ -83,7 +74,9 @@ def audit(
         reachable(settings),
         Elasticsearch(settings.elasticsearch_url, request_timeout=ES_TIMEOUT, max_retries=1) as es,
     ):
-        _check_elasticsearch(es, settings.elasticsearch_url)
+        # Fail now, not after reading all of Kafka; and say so when the address answers
+        # but is no Elasticsearch (a proxy's page, say).
+        require_elasticsearch(settings.elasticsearch_url)
         with KafkaReader(settings.kafka_bootstrap, progress) as kafka:
             committed = kafka.committed(settings.topic_prefix)  # first: see the docstring
             window = kafka.window(topics.pages, since, partition)

@@ -596,7 +596,7 @@ def ingest_status_cmd(ctx: Context) -> None:
     store = HealthStore(state / "feeds.json")
     if not store.health:
         click.echo(f"no feed polled yet: no feed health in {store.path}")
-        demo = ctx.stack_settings.dir / "demo-ingest"
+        demo = ctx.stack_settings.demo_state_dir
         if (demo / "feeds.json").is_file() and demo.resolve() != state.resolve():
             click.echo(
                 f"the demo's ingest state is in {demo}: "

@@ -35,8 +35,6 @@ QUERIES = ("dockworkers strike", "interest rate", "seagrass carbon")
 # second demo overwrites the first one's documents instead of adding copies.
 PORTS = {"courier": 18101, "ledger": 18102, "meridian": 18103}
 NON_ARTICLES = ("home", "section")
-# The demo's ingest state, under the stack's directory (NEWSFLOW_STACK_DIR).
-DEMO_INGEST_STATE = "demo-ingest"
 
 
 def run(settings: Settings, stack_settings: StackSettings, timeout: float = 600) -> None:
@@ -60,7 +58,7 @@ def run(settings: Settings, stack_settings: StackSettings, timeout: float = 600)
         with _serve() as server:
             articles, others = _demo_urls(server)
             _step(3, "polling the 3 sample sites' feeds and fetching their pages onto Kafka")
-            state = stack_settings.dir / DEMO_INGEST_STATE
+            state = stack_settings.demo_state_dir
             click.echo(f"    {_fetch_and_produce(settings, server, others, state)}")
         expected_ids = {article_id(canonicalize(u)) for u in articles}
         _step(4, f"waiting until all {len(expected_ids)} articles are searchable")
@@ -73,7 +71,7 @@ def run(settings: Settings, stack_settings: StackSettings, timeout: float = 600)
         '\nNext: `newsflow search "port strike"`; `newsflow deadletter list`; the stack '
         "keeps running (`newsflow stack down` stops it); the worker log is in "
         f"{log_file}; the feeds' health: "
-        f"`NEWSFLOW_STATE_DIR={stack_settings.dir / DEMO_INGEST_STATE} newsflow ingest status`."
+        f"`NEWSFLOW_STATE_DIR={stack_settings.demo_state_dir} newsflow ingest status`."
     )
 
 

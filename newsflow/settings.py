@@ -99,6 +99,12 @@ class StackSettings(BaseSettings):
     def elasticsearch_url(self) -> str:
         return f"http://127.0.0.1:{self.es_port}"
 
+    @property
+    def demo_state_dir(self) -> Path:
+        """The ingest state `newsflow demo` keeps (feed health, seen URLs), emptied at each
+        run and kept after it for `newsflow ingest status`."""
+        return self.dir / "demo-ingest"
+
 
 def load(cls: type[S], **overrides: Any) -> S:
     """The settings from the environment (and ``overrides``, from command-line options); a
