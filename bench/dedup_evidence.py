@@ -47,13 +47,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from processors.paragraphs import (  # noqa: E402
-    MIN_REPEAT_CHARS,
     BoilerplatePolicy,
-    dedup_in_page,
     normalize,
     observe,
     strip_boilerplate,
 )
+from processors.repeats import DEFAULT_POLICY as REPEATS  # noqa: E402
+from processors.repeats import RepeatPolicy, dedup_in_page  # noqa: E402
+
+MIN_REPEAT_CHARS = REPEATS.min_chars
 
 BLOCKS = {"p", "head", "item", "quote", "cell", "code"}
 CHOSEN = BoilerplatePolicy()
@@ -226,7 +228,8 @@ def exact_dedup(paragraphs: list[str]) -> list[str]:
 
 
 def in_page(min_chars: int) -> Strategy:
-    return lambda pages: [dedup_in_page(p.paras, min_chars=min_chars)[0] for p in pages]
+    policy = RepeatPolicy(min_chars=min_chars)
+    return lambda pages: [dedup_in_page(p.paras, policy=policy).paragraphs for p in pages]
 
 
 def cross_page(policy: BoilerplatePolicy, by_story: bool = True, repeat: int = 1) -> Strategy:
@@ -238,7 +241,7 @@ def cross_page(policy: BoilerplatePolicy, by_story: bool = True, repeat: int = 1
         out = []
         for now, page in enumerate(pages):
             story = page.story if by_story else str(page.path)
-            unique, _ = dedup_in_page(page.paras)
+            unique = dedup_in_page(page.paras).paragraphs
             for _ in range(repeat):
                 kept, _ = strip_boilerplate(page.site, story, unique, state, now, policy)
                 observe(page.site, story, unique, state, now, policy)
@@ -447,7 +450,8 @@ def gold_run(pages: list[Page], policy: BoilerplatePolicy, by_story: bool) -> tu
     occ, lost = 0, 0
     for now, page in enumerate(p for p in pages if p.source == "fundus"):
         story = page.story if by_story else str(page.path)
-        unique, repeats = dedup_in_page(page.gold)
+        in_page = dedup_in_page(page.gold)
+        unique, repeats = in_page.paragraphs, in_page.removed
         kept, gone = strip_boilerplate(page.site, story, unique, state, now, policy)
         observe(page.site, story, unique, state, now, policy)
         occ += repeats + len(gone)

@@ -259,18 +259,24 @@ def end_to_end(
 ) -> None:
     """All originals, then all copies, through assign(): a copy must land in its
     original's cluster (which is not the original itself where that is a near-duplicate
-    of an earlier original: the two taz versions), and nowhere else."""
-    state: dict[str, Any] = {}
-    clusters = {
-        name: assign(name, fingerprint(paragraphs, policy), state, 0.0, policy).cluster_id
-        for name, paragraphs in originals.items()
-    }
-    right = wrong = 0
-    for name, copy in made:
-        got = assign(f"copy:{name}", fingerprint(copy, policy), state, 1.0, policy)
-        right += got.cluster_id == clusters[name]
-        wrong += got.kind is not None and got.cluster_id != clusters[name]
-    print(f"      assign(): {right}/{len(made)} joined their original's cluster, {wrong} another")
+    of an earlier original: the two taz versions), and nowhere else. Twice: as copies on
+    other sites, and as copies on the original's own site, where a near match must also
+    be alike in its own text (the paragraphs the two do not share exactly)."""
+    for where, site in (("another site", None), ("the same site", "one.example")):
+        state: dict[str, Any] = {}
+        clusters = {
+            name: assign(name, fingerprint(p, policy), state, 0.0, policy, site).cluster_id
+            for name, p in originals.items()
+        }
+        right = wrong = 0
+        for name, copy in made:
+            got = assign(f"copy:{name}", fingerprint(copy, policy), state, 1.0, policy, site)
+            right += got.cluster_id == clusters[name]
+            wrong += got.kind is not None and got.cluster_id != clusters[name]
+        print(
+            f"      assign() on {where}: {right}/{len(made)} joined their original's "
+            f"cluster, {wrong} another"
+        )
 
 
 VARIANTS: tuple[dict[str, Any], ...] = (

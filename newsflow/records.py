@@ -131,7 +131,9 @@ class Entity(Record):
 class Removed(Record):
     """What cleaning took out, so nothing leaves the text without a trace."""
 
-    in_page_repeats: int = 0
+    in_page_repeats: int = Field(0, description="exact repeats within the page")
+    short_repeats: int = Field(0, description="short headings or lines printed again")
+    near_repeats: int = Field(0, description="paragraphs a fuller one of the page contains")
     boilerplate: int = 0
     boilerplate_samples: list[str] = Field(default_factory=list)
 

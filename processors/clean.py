@@ -19,8 +19,9 @@ Paragraphs are trafilatura's text blocks, one per line of its plain-text output:
 (split at ``<br>``, which many sites use instead of paragraphs), a list item, a table row, or a
 heading. Headings are kept as their own paragraphs: an article record has no sections, and a
 subheading carries content that search and entity tagging should see. No dedup happens
-here (a standfirst repeated in the body stays): processors.paragraphs does that, within the
-page and across a site's pages.
+here (a standfirst repeated in the body stays): processors.repeats does that within the
+page, processors.paragraphs across a site's pages; each paragraph's kind (heading or
+paragraph, list item, table row) is handed on for the first.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import codecs
 import itertools
 import re
 import unicodedata
+from copy import deepcopy
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final, cast
@@ -37,6 +39,10 @@ from urllib.parse import urljoin, urlsplit
 import py3langid  # type: ignore[import-untyped]  # ships no type information
 import trafilatura
 from charset_normalizer import from_bytes
+from lxml import etree  # type: ignore[import-untyped]  # no stubs in use here
+
+from processors.paragraphs import normalize
+from processors.repeats import Kind
 
 REASONS: Final = frozenset(
     {
@@ -96,6 +102,10 @@ class Extracted:
 
     paragraphs: list[str]
     title: str | None = None
+    # What each paragraph is, as processors.repeats reads it: "text" (a heading or a
+    # paragraph), "item" (a list item), "cell" (a table row), "line" (a line of a plain-text
+    # page, whose kind nobody knows) or "other". Empty: unknown, all "other".
+    kinds: list[Kind] = field(default_factory=list)
     authors: list[str] = field(default_factory=list)
     published_at: datetime | None = None  # timezone-aware, UTC
     site_name: str | None = None
@@ -399,7 +409,7 @@ _HTML_STARTS: Final = ("<!doctype html", "<html", "<?xml", "<head")
 
 def _from_plain_text(text: str) -> Extracted:
     title, paragraphs = split_plain_text(text)
-    return Extracted(paragraphs=paragraphs, title=title)
+    return Extracted(paragraphs=paragraphs, title=title, kinds=["line"] * len(paragraphs))
 
 
 def split_plain_text(text: str) -> tuple[str | None, list[str]]:
@@ -520,8 +530,10 @@ def _date_params(options: CleanOptions) -> dict[str, Any]:
 
 
 def _extracted(doc: Any, tree: Any, url: str) -> Extracted:
+    paragraphs = _paragraphs(doc.text or "")
     return Extracted(
-        paragraphs=_paragraphs(doc.text or ""),
+        paragraphs=paragraphs,
+        kinds=_kinds(paragraphs, doc.body),
         title=doc.title or None,
         authors=_authors(doc.author),
         published_at=_published_at(tree, doc.date),
@@ -539,6 +551,35 @@ def _paragraphs(text: str) -> list[str]:
     # forms (Bengali, or a "u" plus combining diaeresis), and search and dedup compare text.
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return [unicodedata.normalize("NFC", line) for line in lines if line]
+
+
+def _kinds(paragraphs: list[str], body: Any) -> list[Kind]:
+    """Each text line's kind, read back from trafilatura's XML, which the text was made of.
+
+    Its text output writes a list item as "- item" and a table row as "| cell | cell |";
+    any other line is a heading, a paragraph or a quote (or a part of one between line
+    breaks) when its normalised text is one of theirs, and "other" when it cannot be placed.
+    """
+    prose: set[str] = set()
+    if body is not None:
+        for element in body.iter("p", "head", "quote"):
+            if any(a.tag in ("item", "cell") for a in element.iterancestors()):
+                continue
+            copy = deepcopy(element)
+            copy.tail = None
+            for lb in copy.iter("lb"):
+                lb.tail = "\n" + (lb.tail or "")
+            text = etree.tostring(copy, method="text", encoding="unicode", with_tail=False)
+            prose.update(normalize(piece) for piece in text.split("\n"))
+    kinds: list[Kind] = []
+    for line in paragraphs:
+        if line.startswith("| "):
+            kinds.append("cell")
+        elif line.startswith("- "):
+            kinds.append("item")
+        else:
+            kinds.append("text" if normalize(line) in prose else "other")
+    return kinds
 
 
 def _authors(author: str | None) -> list[str]:

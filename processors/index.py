@@ -80,6 +80,8 @@ def template_body(prefix: str) -> dict[str, Any]:
         "removed": {
             "properties": {
                 "in_page_repeats": {"type": "integer"},
+                "short_repeats": {"type": "integer"},
+                "near_repeats": {"type": "integer"},
                 "boilerplate": {"type": "integer"},
             }
         },

@@ -1,16 +1,13 @@
-"""Paragraph deduplication: repeats within a page, and boilerplate across a site's pages.
+"""Site boilerplate: paragraphs that recur across a site's pages, and the form in which
+paragraphs are compared.
 
-Two pure steps over the paragraphs extraction yields (``list[str]``):
-
-* ``dedup_in_page`` keeps the first occurrence of a paragraph repeated on the same page
-  (a standfirst repeated in the body, a consent notice per embed, a pull-quote).
-* ``strip_boilerplate`` / ``observe`` remove paragraphs that recur on several distinct
-  recent stories of the same site (newsletter pitches, "More from..." blocks, comment
-  widgets). Their state is explicit: a ``MutableMapping`` that is a Faust table in
-  production and a plain dict in tests, never a module global.
-
-``dedup`` runs both in the order an agent needs. Thresholds come from
-``bench/dedup_evidence.py``, run on real pages from ``../shared/data``.
+``strip_boilerplate`` / ``observe`` remove paragraphs that recur on several distinct
+recent stories of the same site (newsletter pitches, "More from..." blocks, comment
+widgets). Their state is explicit: a ``MutableMapping`` that is a Faust table in
+production and a plain dict in tests, never a module global. ``dedup`` runs both in the
+order an agent needs, on paragraphs already rid of their in-page repeats
+(processors.repeats). Thresholds come from ``bench/dedup_evidence.py``, run on real pages
+from ``../shared/data``.
 
 State layout (one table, keyed so that one partition can hold many sites)::
 
@@ -38,14 +35,6 @@ import unicodedata
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-# Below this many characters (normalised), a repeated line stays. Of 2,958 in-page repeats
-# on the real pages, 2,793 are shorter than 50: table cells, list items, spec lines, lyrics
-# and answers ("Yes.", "Fill: Synthetic", "Draws 300W (estimated 10p per hour in use)"),
-# where the repetition is the content. On the news pages each of the 13 repeats of 50 or
-# more is a consent notice, an ad, a disclaimer, a related-article link or a second copy
-# of a standfirst or summary bullet. The numbers: bench/dedup_evidence.py.
-MIN_REPEAT_CHARS = 50
 
 KEY_SEPARATOR = "\x1f"
 
@@ -94,28 +83,6 @@ def paragraph_key(paragraph: str) -> str:
 
 def _digest(norm: str) -> str:
     return hashlib.blake2b(norm.encode("utf-8"), digest_size=8).hexdigest()
-
-
-def dedup_in_page(
-    paragraphs: Iterable[str], *, min_chars: int = MIN_REPEAT_CHARS
-) -> tuple[list[str], int]:
-    """The paragraphs with later repeats removed, and how many were removed.
-
-    The first occurrence stays where it was, so the text reads in its original order.
-    Paragraphs shorter than ``min_chars`` once normalised are never removed.
-    """
-    seen: set[str] = set()
-    kept: list[str] = []
-    removed = 0
-    for paragraph in paragraphs:
-        norm = normalize(paragraph)
-        if len(norm) >= min_chars:
-            if norm in seen:
-                removed += 1
-                continue
-            seen.add(norm)
-        kept.append(paragraph)
-    return kept, removed
 
 
 @dataclass(frozen=True)
@@ -302,10 +269,9 @@ def _trim(refs: dict[str, list[float]], policy: BoilerplatePolicy) -> dict[str, 
 
 @dataclass(frozen=True)
 class Deduped:
-    """A page's paragraphs after both steps, with what was removed (for ``Removed``)."""
+    """A page's paragraphs without the site's boilerplate, and what was removed."""
 
     paragraphs: list[str]
-    in_page_repeats: int
     boilerplate: list[str]
 
 
@@ -317,14 +283,14 @@ def dedup(
     now: float,
     policy: BoilerplatePolicy = DEFAULT_POLICY,
 ) -> Deduped:
-    """In-page repeats, then site boilerplate, then record the page.
+    """Strip the site's boilerplate, then record the page.
 
-    Every paragraph is observed, stripped ones included: a boilerplate paragraph keeps
-    being seen, so it stays boilerplate instead of expiring and coming back after the
-    window. ``now`` should be the page's event time (``fetched_at``), so that a replay
-    of old pages decides as the first run did.
+    ``paragraphs`` should be without in-page repeats (processors.repeats), so a paragraph
+    printed twice is recorded once. Every paragraph is observed, stripped ones included:
+    a boilerplate paragraph keeps being seen, so it stays boilerplate instead of expiring
+    and coming back after the window. ``now`` should be the page's event time
+    (``fetched_at``), so that a replay of old pages decides as the first run did.
     """
-    unique, repeats = dedup_in_page(paragraphs)
-    kept, removed = strip_boilerplate(site, story_id, unique, state, now, policy)
-    observe(site, story_id, unique, state, now, policy)
-    return Deduped(kept, repeats, removed)
+    kept, removed = strip_boilerplate(site, story_id, paragraphs, state, now, policy)
+    observe(site, story_id, paragraphs, state, now, policy)
+    return Deduped(kept, removed)

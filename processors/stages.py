@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from newsflow.records import Article, EnrichedArticle, Filtered, PageOrigin, RawPage, Removed
-from processors import clean, paragraphs, stories
+from processors import clean, paragraphs, repeats, stories
 from processors.entities import Tagger
 
 State = MutableMapping[str, Any]
@@ -52,6 +52,7 @@ class SiteState(MutableMapping[str, Any]):
 @dataclass(frozen=True)
 class PipelineOptions:
     clean: clean.CleanOptions = field(default_factory=clean.CleanOptions)
+    repeats: repeats.RepeatPolicy = repeats.DEFAULT_POLICY
     boilerplate: paragraphs.BoilerplatePolicy = paragraphs.DEFAULT_POLICY
     stories: stories.StoryPolicy = stories.DEFAULT_POLICY
     boilerplate_samples: int = 3
@@ -100,29 +101,35 @@ def deduplicate(
     options: PipelineOptions,
     origin: PageOrigin | None = None,
 ) -> Article:
-    """The stateful half of the clean stage: in-page repeats and site boilerplate.
+    """The stateful half of the clean stage: in-page repeats, then site boilerplate.
 
     Boilerplate is counted per story, not per page, so a story republished under several
     URLs of a site does not turn its own text into boilerplate. The story here is the
     site-level one (this partition's table): the global clustering comes later, in the
     stories stage, and cannot be waited for. Its fingerprint is taken on the text without
-    the boilerplate already known, so shared boilerplate cannot make two different
-    articles look alike. ``origin`` (the page's place on the pages topic) travels with the
-    article to the index, as in ``extract``.
+    the boilerplate already known, and a near match within the site must be alike in
+    its own text too (processors.stories), so a shared template cannot make two different
+    articles one story before it is known as boilerplate. ``origin`` (the page's place on
+    the pages topic) travels with the article to the index, as in ``extract``.
     """
     now = page.fetched_at.timestamp()
-    unique, _ = paragraphs.dedup_in_page(found.paragraphs)
+    in_page = repeats.dedup_in_page(found.paragraphs, found.kinds or None, options.repeats)
+    unique = in_page.paragraphs
     known, _ = paragraphs.strip_boilerplate(
         page.site, page.article_id, unique, boilerplate, now, options.boilerplate
     )
     fp = stories.fingerprint(known, options.stories)
     site_state = SiteState(site_stories, page.site)
-    site_story = stories.assign(page.article_id, fp, site_state, now, options.stories)
+    site_story = stories.assign(
+        page.article_id, fp, site_state, now, options.stories, site=page.site
+    )
     result = paragraphs.dedup(
-        page.site, site_story.cluster_id, found.paragraphs, boilerplate, now, options.boilerplate
+        page.site, site_story.cluster_id, unique, boilerplate, now, options.boilerplate
     )
     removed = Removed(
-        in_page_repeats=result.in_page_repeats,
+        in_page_repeats=len(in_page.exact),
+        short_repeats=len(in_page.short),
+        near_repeats=len(in_page.near),
         boilerplate=len(result.boilerplate),
         boilerplate_samples=result.boilerplate[: options.boilerplate_samples],
     )
@@ -134,7 +141,8 @@ def too_short_after_dedup(article: Article, options: PipelineOptions) -> Filtere
     ("Watch the video of the storm.") passed the first check only because its template
     made it long enough. Nothing is taken out of one that had nothing taken out."""
     removed = article.removed
-    if not (removed.boilerplate or removed.in_page_repeats):
+    repeated = removed.in_page_repeats + removed.short_repeats + removed.near_repeats
+    if not (removed.boilerplate or repeated):
         return None
     chars = sum(len(p) for p in article.paragraphs)
     needed = options.clean.min_text_chars
@@ -146,7 +154,7 @@ def too_short_after_dedup(article: Article, options: PipelineOptions) -> Filtere
         site=article.site,
         reason="too-short",
         detail=f"{chars} characters are its own after {removed.boilerplate} boilerplate and "
-        f"{removed.in_page_repeats} repeated paragraph(s) were removed, fewer than the "
+        f"{repeated} repeated paragraph(s) were removed, fewer than the "
         f"{needed} an article needs",
         fetched_at=article.fetched_at,
         source=article.source,
@@ -191,7 +199,7 @@ def cluster(article: Article, state: State, options: PipelineOptions) -> Article
     """The stories stage: the article's global story cluster, across all sites."""
     fp = stories.fingerprint(article.paragraphs, options.stories)
     now = article.fetched_at.timestamp()
-    found = stories.assign(article.article_id, fp, state, now, options.stories)
+    found = stories.assign(article.article_id, fp, state, now, options.stories, site=article.site)
     return article.model_copy(
         update={
             "text_hash": fp.text_hash,

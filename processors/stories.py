@@ -15,11 +15,25 @@ in tests) with JSON values that are re-assigned, never mutated in place::
 
     "a:<article_id>"        -> {"h": text_hash, "c": cluster_id, "d": duplicate_of,
                                 "k": kind, "j": similarity, "t": seen at (epoch s),
-                                "s": base64 signature (only if near-dup indexed)}
+                                "s": base64 signature (only if near-dup indexed),
+                                "n": shingle count, "p": [paragraph key, ...],
+                                "w": site (the last three with the signature)}
     "h:<text_hash>"         -> article_id of the first article with this text
     "b:<band>:<band_hash>"  -> [article_id, ...] (oldest first, at most bucket_cap)
     "t:<slot>:<chunk>"      -> [article_id, ...] recorded in that time slot (for sweep)
     "slots"                 -> {"<slot>": <current chunk>, ...} the slots not yet swept
+
+Two articles of one site are compared on what is their own. A site prints the same
+template around every article (a caption widget, a comment box, a bio, a "more from"
+block) and, until the boilerplate filter has learnt it, that template can be most of a
+short article's text: two different articles would then look alike. So a near match of
+the same site is verified (``_own_text_alike``): the paragraphs the two share exactly are
+set aside, and what the new article has of its own must be found in the other one too.
+An update of a live story keeps its article id and its answer; a story republished under a
+second URL is an exact copy or adds nothing of its own; a wire copy edited on the way
+keeps its edited paragraphs near the original's; different articles under one template
+have own text that the other does not contain. Across sites shared paragraphs are the
+point (wire copies), so the check is not made there.
 
 LSH banding is done here over the stored signatures because datasketch's ``MinHashLSH``
 keeps its index in memory or Redis, which cannot live in a Faust table.
@@ -93,6 +107,19 @@ class StoryPolicy:
     sets the banding (see ``lsh_shape``). Pairs above it are found more surely.
     ``bucket_cap``: article ids kept per LSH bucket (the newest), bounding value size.
     ``slot_seconds``: granularity of sweeping; an article may outlive the window by that.
+    ``own_min_shingles``: own text (not in a paragraph the two articles share exactly) of
+    fewer shingles than this is nothing of its own: a changed date line or byline.
+    ``own_containment``: the least estimated share of an article's own shingles that the
+    other article must contain for a same-site near match to stand. Disjoint texts share
+    no MinHash position (32-bit values: a chance equality is negligible), so any share
+    above this is evidence of shared text; it sits low because the estimate is noisy when
+    the own text is small beside the other article. The cost, in bench/stories_bench.py:
+    same-site copies that swap a paragraph for one of another article ("medium") join
+    their original 216 times of 258 (249 across sites): a dropped paragraph and an added
+    one are the very shape of two articles under one template. Such a copy then shows in
+    search as an article of its own, the error this policy prefers. A floor of 20 or 30
+    shingles would join 227 or 240, and merge briefs of one sentence under a template.
+    ``max_paragraph_keys``: paragraph keys kept per article for that comparison.
     """
 
     num_perm: int = 128
@@ -104,6 +131,9 @@ class StoryPolicy:
     bucket_cap: int = 32
     slot_seconds: float = 3600.0
     seed: int = 1
+    own_min_shingles: int = 10
+    own_containment: float = 0.1
+    max_paragraph_keys: int = 512
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 1:
@@ -152,11 +182,14 @@ class Fingerprint:
 
     ``signature``: the MinHash values as little-endian uint32 bytes (4 * num_perm).
     ``shingles``: how many distinct shingles the text has (0 for an empty text).
+    ``paragraph_keys``: a short hash of each normalised paragraph, in order.
     """
 
     text_hash: str
     signature: bytes
     shingles: int
+    paragraph_keys: tuple[str, ...] = ()
+    paragraphs: tuple[str, ...] = ()  # normalised, for the own-text check; never stored
 
 
 @dataclass(frozen=True)
@@ -211,10 +244,20 @@ def fingerprint(paragraphs: Sequence[str], policy: StoryPolicy = DEFAULT_POLICY)
     """
     normalised = normalise("\n".join(paragraphs))
     grams = shingles(normalised, policy.shingle_size)
+    parts = tuple(normalise(p) for p in paragraphs)
+    keys = tuple(_paragraph_key(p) for p in parts)
+    return Fingerprint(_hash_text(normalised), _signature(grams, policy), len(grams), keys, parts)
+
+
+def _signature(grams: Iterable[bytes], policy: StoryPolicy) -> bytes:
     minhash = MinHash(num_perm=policy.num_perm, seed=policy.seed, scheme=MINHASH_SCHEME)
-    minhash.update_batch(grams)
-    signature = np.asarray(minhash.hashvalues, dtype="<u4").tobytes()
-    return Fingerprint(_hash_text(normalised), signature, len(grams))
+    minhash.update_batch(list(grams))
+    return np.asarray(minhash.hashvalues, dtype="<u4").tobytes()
+
+
+def _paragraph_key(normalised: str) -> str:
+    # 48 bits: only ever compared between two articles' paragraphs
+    return hashlib.blake2b(normalised.encode("utf-8"), digest_size=6).hexdigest()
 
 
 def similarity(a: bytes, b: bytes) -> float:
@@ -242,8 +285,12 @@ def assign(
     state: MutableMapping[str, Any],
     now: float,
     policy: StoryPolicy = DEFAULT_POLICY,
+    site: str | None = None,
 ) -> Assignment:
     """Put the article into a story cluster and record it in the state.
+
+    ``site`` is the article's site: a near match with an article of the same site must be
+    alike in its own text too (see the module's docstring). Without it no check is made.
 
     ``now`` should be the article's event time (``fetched_at``), so a replay decides as
     the first run did. An article_id already recorded gets its recorded answer back
@@ -258,10 +305,10 @@ def assign(
     else:
         found = (
             _exact(article_id, fp, state, now, policy)
-            or _near(article_id, fp, state, now, policy)
+            or _near(article_id, fp, state, now, policy, site)
             or Assignment(article_id)
         )
-    _record(article_id, fp, found, state, now, policy)
+    _record(article_id, fp, found, state, now, policy, site)
     return found
 
 
@@ -278,24 +325,71 @@ def _exact(
 
 
 def _near(
-    article_id: str, fp: Fingerprint, state: Mapping[str, Any], now: float, policy: StoryPolicy
+    article_id: str,
+    fp: Fingerprint,
+    state: Mapping[str, Any],
+    now: float,
+    policy: StoryPolicy,
+    site: str | None = None,
 ) -> Assignment | None:
     """The best verified candidate from the LSH buckets: highest similarity, then the
-    earliest seen, then the smallest id, so the answer does not depend on bucket order."""
+    earliest seen, then the smallest id, so the answer does not depend on bucket order.
+    A candidate of the same site whose likeness is only the paragraphs both share (a
+    template) is no match."""
     candidates = {c for key in band_keys(fp.signature, policy) for c in state.get(key) or ()}
     matches: list[tuple[float, float, str, str]] = []
     for candidate in sorted(candidates - {article_id}):
         entry = _live_entry(state, candidate, now, policy)
         if entry is None or "s" not in entry:
             continue  # expired, or an exact copy (never indexed, but be lenient)
-        score = similarity(fp.signature, base64.b64decode(entry["s"]))
-        if score >= policy.threshold:
-            matches.append((score, -float(entry["t"]), candidate, entry["c"]))
+        theirs = base64.b64decode(entry["s"])
+        score = similarity(fp.signature, theirs)
+        if score < policy.threshold:
+            continue
+        same_site = site is not None and entry.get("w") == site
+        if same_site and not _own_text_alike(fp, theirs, entry, policy):
+            continue
+        matches.append((score, -float(entry["t"]), candidate, entry["c"]))
     if not matches:
         return None
     # max() keeps the first of equals, and candidates were visited in id order
     score, _, original, cluster_id = max(matches, key=lambda m: (m[0], m[1]))
     return Assignment(cluster_id, original, "near", score)
+
+
+def _own_text_alike(
+    fp: Fingerprint, theirs: bytes, entry: Mapping[str, Any], policy: StoryPolicy
+) -> bool:
+    """Whether the new article's own text (its paragraphs that the other does not have
+    exactly) is in the other article too, or is too little to tell two articles apart.
+
+    The share of the own shingles that the other article contains is estimated from the
+    MinHash similarity of the two sets and their sizes: |A & B| = J (|A| + |B|) / (1 + J).
+    An entry recorded without paragraph keys (before they were kept) is not checked.
+    """
+    keys, their_count = entry.get("p"), entry.get("n")
+    if not isinstance(keys, list) or not isinstance(their_count, int):
+        return True
+    shared = set(keys)
+    own = [
+        text
+        for key, text in zip(fp.paragraph_keys, fp.paragraphs, strict=True)
+        if key not in shared
+    ]
+    own_grams = shingles("\n".join(own), policy.shingle_size)
+    if len(own_grams) < policy.own_min_shingles:
+        return True  # the new one adds nothing of its own: a copy, or fewer paragraphs
+    common = [
+        text for key, text in zip(fp.paragraph_keys, fp.paragraphs, strict=True) if key in shared
+    ]
+    if (
+        their_count - len(shingles("\n".join(common), policy.shingle_size))
+        < policy.own_min_shingles
+    ):
+        return True  # the other adds nothing of its own: this one is it, grown
+    jaccard = similarity(_signature(own_grams, policy), theirs)
+    contained = jaccard * (len(own_grams) + their_count) / ((1 + jaccard) * len(own_grams))
+    return contained >= policy.own_containment
 
 
 def _live_entry(
@@ -314,6 +408,7 @@ def _record(
     state: MutableMapping[str, Any],
     now: float,
     policy: StoryPolicy,
+    site: str | None = None,
 ) -> None:
     """Write the article's keys; "a:" last, so a crash part-way makes a redelivery redo
     every write (each is idempotent) instead of returning a half-recorded answer.
@@ -331,6 +426,10 @@ def _record(
     }
     if found.kind != "exact" and fp.shingles >= policy.min_shingles:
         entry["s"] = base64.b64encode(fp.signature).decode("ascii")
+        entry["n"] = fp.shingles
+        entry["p"] = list(fp.paragraph_keys[: policy.max_paragraph_keys])
+        if site is not None:
+            entry["w"] = site
         holder = state.get(f"h:{fp.text_hash}")
         if not isinstance(holder, str) or _live_entry(state, holder, now, policy) is None:
             state[f"h:{fp.text_hash}"] = article_id

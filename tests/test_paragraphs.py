@@ -15,17 +15,16 @@ from hypothesis import strategies as st
 
 from processors.paragraphs import (
     DEFAULT_POLICY,
-    MIN_REPEAT_CHARS,
     BoilerplatePolicy,
     Deduped,
     dedup,
-    dedup_in_page,
     normalize,
     observe,
     paragraph_key,
     strip_boilerplate,
     sweep,
 )
+from processors.repeats import dedup_in_page
 from tests.conftest import shared_data_path
 
 DAY = 86400.0
@@ -75,45 +74,6 @@ def test_normalize_is_idempotent(text: str) -> None:
 def test_key_depends_only_on_the_normalised_text(text: str) -> None:
     assert paragraph_key(text) == paragraph_key(normalize(text))
     assert re.fullmatch(r"[0-9a-f]{16}", paragraph_key(text))
-
-
-# --- within a page ---------------------------------------------------------------------
-
-
-def test_dedup_in_page_keeps_short_lines_that_legitimately_repeat() -> None:
-    paragraphs = ["Q: Did you know?", "Yes.", "Q: Before the vote?", "Yes.", LONG, f"“{LONG}”"]
-    kept, removed = dedup_in_page(paragraphs)
-    assert kept == paragraphs[:5]
-    assert removed == 1
-
-
-@given(page)
-def test_dedup_in_page_is_idempotent(paragraphs: list[str]) -> None:
-    once, _ = dedup_in_page(paragraphs)
-    twice, removed = dedup_in_page(once)
-    assert twice == once
-    assert removed == 0
-
-
-@given(page)
-def test_dedup_in_page_keeps_first_occurrences_in_order(paragraphs: list[str]) -> None:
-    kept, removed = dedup_in_page(paragraphs)
-    norms = [normalize(p) for p in paragraphs]
-    expected = [
-        p
-        for i, (p, n) in enumerate(zip(paragraphs, norms, strict=True))
-        if len(n) < MIN_REPEAT_CHARS or norms.index(n) == i
-    ]
-    assert kept == expected  # a subsequence: order kept, first occurrences kept
-    assert removed == len(paragraphs) - len(kept)
-
-
-@given(page)
-def test_dedup_in_page_never_removes_a_unique_paragraph(paragraphs: list[str]) -> None:
-    kept, _ = dedup_in_page(paragraphs)
-    counts = Counter(normalize(p) for p in paragraphs)
-    unique = [p for p in paragraphs if counts[normalize(p)] == 1]
-    assert Counter(unique) - Counter(kept) == Counter()
 
 
 # --- across a site's pages: invariants -------------------------------------------------
@@ -277,13 +237,12 @@ def test_a_malformed_value_counts_as_unseen() -> None:
     assert strip_boilerplate(SITE, "x", [NEWSLETTER], state, 3) == ([NEWSLETTER], [])
 
 
-def test_dedup_observes_stripped_paragraphs_and_counts_repeats() -> None:
+def test_dedup_observes_stripped_paragraphs() -> None:
     state: dict[str, Any] = {}
     for n in range(3):
         dedup(SITE, f"s{n}", [NEWSLETTER], state, n)
-    result = dedup(SITE, "s3", [LONG, LONG.upper(), NEWSLETTER], state, 3)
+    result = dedup(SITE, "s3", [LONG, NEWSLETTER], state, 3)
     assert result.paragraphs == [LONG]
-    assert result.in_page_repeats == 1
     assert result.boilerplate == [NEWSLETTER]
     assert "s3" in state[f"{SITE}\x1f{paragraph_key(NEWSLETTER)}"]
 
@@ -431,7 +390,7 @@ def test_no_fundus_gold_paragraph_is_removed(policy: BoilerplatePolicy, story_of
     lost, stripped = [], []
     for now, (site, page_id, title, gold) in enumerate(pages):
         story_id = page_id if story_of == "page" else paragraph_key(title)
-        unique, _ = dedup_in_page(gold)
+        unique = dedup_in_page(gold).paragraphs
         kept, removed = strip_boilerplate(site, story_id, unique, state, now, policy)
         observe(site, story_id, unique, state, now, policy)
         stripped += [f"{page_id}: {p[:80]}" for p in removed]
@@ -447,7 +406,8 @@ def test_gold_repeats_within_a_page_keep_their_first_copy() -> None:
     pages = gold_pages(shared_data_path("extraction", "fundus"))
     removed_copies = {}
     for _, page_id, _, gold in pages:
-        kept, removed = dedup_in_page(gold)
+        found = dedup_in_page(gold)
+        kept, removed = found.paragraphs, found.removed
         if removed:
             removed_copies[page_id] = removed
             assert {normalize(p) for p in kept} == {normalize(p) for p in gold}

@@ -362,3 +362,54 @@ def test_state_values_are_plain_json() -> None:
     assign("a", fingerprint(article(BBC)), state, 0.0)
     assign("b", fingerprint(syndicated(article(BBC))), state, 1.0)
     assert json.loads(json.dumps(state)) == state
+
+
+# -- within a site: alike in their own text ------------------------------------------------
+
+TEMPLATE = [
+    "The Harbour Gazette has covered the city and its port since 1911, with a newsroom on "
+    "the quay and correspondents in every district of the city.",
+    "Subscribe to the Harbour Gazette for the morning briefing, delivered before seven, "
+    "with the tides, the ferries and the agenda of the city council.",
+    "Comments are moderated and may take an hour to appear under an article; read our "
+    "community guidelines before you post a comment here.",
+]
+BRIEF_A = (
+    "The ferry to Lindholm will leave at quarter past six from April, the operator said, "
+    "after commuters complained that the first crossing missed the early trains."
+)
+BRIEF_B = (
+    "Dredging of the inner basin starts in May and will close berths four to seven for "
+    "three weeks, the port authority told fishermen at a meeting on Friday."
+)
+
+
+def test_two_briefs_under_one_template_are_alike_but_not_one_story_of_their_site() -> None:
+    a, b = fingerprint([BRIEF_A, *TEMPLATE]), fingerprint([BRIEF_B, *TEMPLATE])
+    assert similarity(a.signature, b.signature) >= POLICY.threshold  # the template's doing
+    state = JsonTable()
+    assign("a", a, state, 0.0, site="gazette.example")
+    assert assign("b", b, state, 60.0, site="gazette.example") == Assignment("b")
+    # the same texts on two sites: shared paragraphs across sites are wire copies
+    state = JsonTable()
+    assign("a", a, state, 0.0, site="gazette.example")
+    assert assign("b", b, state, 60.0, site="other.example").kind == "near"
+
+
+def test_an_article_that_only_adds_or_only_drops_text_stays_in_its_story() -> None:
+    state = JsonTable()
+    assign("a", fingerprint([BRIEF_A, *TEMPLATE]), state, 0.0, site="s")
+    longer = assign("b", fingerprint([BRIEF_A, BRIEF_B, *TEMPLATE]), state, 60.0, site="s")
+    assert (longer.cluster_id, longer.kind) == ("a", "near")
+    shorter = assign("c", fingerprint([BRIEF_A, *TEMPLATE[:2]]), state, 120.0, site="s")
+    assert (shorter.cluster_id, shorter.kind) == ("a", "near")
+
+
+def test_entries_recorded_before_paragraph_keys_were_kept_are_not_checked() -> None:
+    state = JsonTable()
+    assign("a", fingerprint([BRIEF_A, *TEMPLATE]), state, 0.0, site="s")
+    entry = state["a:a"]
+    assert entry["w"] == "s" and entry["n"] > 0 and len(entry["p"]) == 1 + len(TEMPLATE)
+    del entry["p"]
+    state["a:a"] = entry
+    assert assign("b", fingerprint([BRIEF_B, *TEMPLATE]), state, 60.0, site="s").kind == "near"
