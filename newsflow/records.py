@@ -135,6 +135,7 @@ class Removed(Record):
     short_repeats: int = Field(0, description="short headings or lines printed again")
     near_repeats: int = Field(0, description="paragraphs a fuller one of the page contains")
     boilerplate: int = 0
+    teasers: int = Field(0, description="headlines of the site's other articles, and theirs")
     boilerplate_samples: list[str] = Field(default_factory=list)
 
 

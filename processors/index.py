@@ -83,6 +83,7 @@ def template_body(prefix: str) -> dict[str, Any]:
                 "short_repeats": {"type": "integer"},
                 "near_repeats": {"type": "integer"},
                 "boilerplate": {"type": "integer"},
+                "teasers": {"type": "integer"},
             }
         },
         "source": {"properties": {"kind": KEYWORD, "ref": KEYWORD}},

@@ -1,17 +1,23 @@
-"""Site boilerplate: paragraphs that recur across a site's pages, and the form in which
-paragraphs are compared.
+"""Text of a site that is not the article's: boilerplate that recurs across the site's
+pages, teasers of its other articles; and the form in which paragraphs are compared.
 
 ``strip_boilerplate`` / ``observe`` remove paragraphs that recur on several distinct
 recent stories of the same site (newsletter pitches, "More from..." blocks, comment
 widgets). Their state is explicit: a ``MutableMapping`` that is a Faust table in
-production and a plain dict in tests, never a module global. ``dedup`` runs both in the
-order an agent needs, on paragraphs already rid of their in-page repeats
-(processors.repeats). Thresholds come from ``bench/dedup_evidence.py``, run on real pages
-from ``../shared/data``.
+production and a plain dict in tests, never a module global.
+
+``strip_teasers`` / ``observe_headlines`` remove the headlines of the site's other recent
+stories that a page prints in a "More from" or "Read next" block, with the lines of that
+story (its standfirst, its caption) that follow each headline.
+
+``dedup`` runs them in the order an agent needs, on paragraphs already rid of their
+in-page repeats (processors.repeats). Thresholds come from ``bench/dedup_evidence.py``,
+run on real pages from ``../shared/data``.
 
 State layout (one table, keyed so that one partition can hold many sites)::
 
     "<site>\\x1f<paragraph_key>" -> {"<story_id>": [<first seen>, <last seen>], ...}
+    "<site>\\x1fh\\x1f<paragraph_key>" -> the same, for a story's headline and standfirst
 
 Times are the pages' event times (``fetched_at``), epoch seconds. A value written before
 first sightings were kept, ``{"<story_id>": <last seen>}``, reads as first = last = that
@@ -33,7 +39,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 KEY_SEPARATOR = "\x1f"
@@ -103,6 +109,11 @@ class BoilerplatePolicy:
     On the real pages, lines under 20 characters that recur across a site's stories are
     datelines ("Ankara") and headings ("Vorteile") as often as labels ("Czytaj więcej");
     every recurring line of 20 or more was boilerplate.
+    ``min_headline_words`` / ``min_headline_chars``: shorter headlines ("Weather",
+    "Live") are not recorded: a subheading of that length can be another page's title.
+    ``teaser_lines``: lines of a teased story taken after its headline (a standfirst and a
+    caption): the story's page showed its own template and teasers as well, which must
+    not be read as part of this teaser.
 
     Decisions in ``bench/dedup_evidence.py``: even ``min_stories=1`` strips no gold
     paragraph of the fundus pages once stories are story ids (page ids lose eight, a
@@ -114,6 +125,9 @@ class BoilerplatePolicy:
     window_seconds: float = 7 * 86400.0
     max_refs: int = 8
     min_chars: int = 20
+    min_headline_words: int = 3
+    min_headline_chars: int = 12
+    teaser_lines: int = 2
 
     def __post_init__(self) -> None:
         if self.min_stories < 1:
@@ -182,14 +196,7 @@ def observe(
     as it was, and writes nothing, so a replay adds no changelog traffic.
     """
     keys = {key for key in _state_keys(site, paragraphs, policy.min_chars) if key}
-    for key in sorted(keys):  # sorted: the same writes in the same order on a replay
-        old = state.get(key)
-        refs = _live_refs(old, now, policy)
-        first, last = refs.get(story_id, (now, now))
-        refs[story_id] = [float(min(first, now)), float(max(last, now))]
-        refs = _trim(refs, policy)
-        if refs != old:
-            state[key] = refs  # re-assigned, never mutated: a Faust table persists it
+    _record(keys, story_id, state, now, policy)
 
 
 def sweep(
@@ -267,12 +274,106 @@ def _trim(refs: dict[str, list[float]], policy: BoilerplatePolicy) -> dict[str, 
     return {story: refs[story] for story in sorted([*earliest, *recent])}
 
 
+HEADLINE_MARK = "h"
+
+
+def _headline_key(site: str, text: str | None, policy: BoilerplatePolicy) -> str | None:
+    if not text:
+        return None
+    norm = normalize(text)
+    if len(norm) < policy.min_headline_chars or len(norm.split()) < policy.min_headline_words:
+        return None
+    return f"{site}{KEY_SEPARATOR}{HEADLINE_MARK}{KEY_SEPARATOR}{_digest(norm)}"
+
+
+def observe_headlines(
+    site: str,
+    story_id: str,
+    headlines: Iterable[str | None],
+    state: MutableMapping[str, Any],
+    now: float,
+    policy: BoilerplatePolicy = DEFAULT_POLICY,
+) -> None:
+    """Record a story's headline and standfirst (its title and description), for
+    ``strip_teasers`` on the site's other pages. Idempotent, as ``observe``."""
+    keys = {key for text in headlines if (key := _headline_key(site, text, policy))}
+    _record(keys, story_id, state, now, policy)
+
+
+def strip_teasers(
+    site: str,
+    story_id: str,
+    paragraphs: Sequence[str],
+    state: Mapping[str, Any],
+    now: float,
+    policy: BoilerplatePolicy = DEFAULT_POLICY,
+) -> tuple[list[str], list[str]]:
+    """Split the paragraphs into (kept, teasers of the site's other stories).
+
+    A teaser is a paragraph equal to the headline or standfirst of another story of the
+    site, and up to ``policy.teaser_lines`` paragraphs right after it that were seen on
+    that story's pages: a "More from" block gives headline, standfirst and caption of each
+    article it shows.
+    As in ``strip_boilerplate``, only stories first seen strictly before ``now`` count,
+    so the answer is the same on a replay.
+    """
+    keep = [True] * len(paragraphs)
+    keys = _state_keys(site, paragraphs, policy.min_chars)
+    i = 0
+    while i < len(paragraphs):
+        teased = _others(state, _headline_key(site, paragraphs[i], policy), story_id, now, policy)
+        if not teased:
+            i += 1
+            continue
+        keep[i] = False
+        i += 1
+        end = min(len(paragraphs), i + policy.teaser_lines)
+        while i < end and keys[i]:
+            if _others(state, _headline_key(site, paragraphs[i], policy), story_id, now, policy):
+                break  # the next teaser's headline
+            if not teased & _others(state, keys[i], story_id, now, policy):
+                break
+            keep[i] = False
+            i += 1
+    kept = [p for p, k in zip(paragraphs, keep, strict=True) if k]
+    teasers = [p for p, k in zip(paragraphs, keep, strict=True) if not k]
+    return kept, teasers
+
+
+def _others(
+    state: Mapping[str, Any], key: str | None, story_id: str, now: float, policy: BoilerplatePolicy
+) -> set[str]:
+    """The stories other than ``story_id`` first seen strictly before ``now`` with ``key``."""
+    if key is None:
+        return set()
+    refs = _live_refs(state.get(key), now, policy)
+    return {story for story, (first, _) in refs.items() if first < now and story != story_id}
+
+
+def _record(
+    keys: Iterable[str],
+    story_id: str,
+    state: MutableMapping[str, Any],
+    now: float,
+    policy: BoilerplatePolicy,
+) -> None:
+    for key in sorted(keys):  # sorted: the same writes in the same order on a replay
+        old = state.get(key)
+        refs = _live_refs(old, now, policy)
+        first, last = refs.get(story_id, (now, now))
+        refs[story_id] = [float(min(first, now)), float(max(last, now))]
+        refs = _trim(refs, policy)
+        if refs != old:
+            state[key] = refs  # re-assigned, never mutated: a Faust table persists it
+
+
 @dataclass(frozen=True)
 class Deduped:
-    """A page's paragraphs without the site's boilerplate, and what was removed."""
+    """A page's paragraphs without teasers and the site's boilerplate, and what went."""
 
     paragraphs: list[str]
     boilerplate: list[str]
+    teasers: list[str] = field(default_factory=list)
 
 
 def dedup(
@@ -282,15 +383,24 @@ def dedup(
     state: MutableMapping[str, Any],
     now: float,
     policy: BoilerplatePolicy = DEFAULT_POLICY,
+    *,
+    headlines: Iterable[str | None] = (),
+    also_seen: Iterable[str] = (),
 ) -> Deduped:
-    """Strip the site's boilerplate, then record the page.
+    """Strip teasers of the site's other stories and the site's boilerplate, then record
+    the page.
 
-    ``paragraphs`` should be without in-page repeats (processors.repeats), so a paragraph
-    printed twice is recorded once. Every paragraph is observed, stripped ones included:
-    a boilerplate paragraph keeps being seen, so it stays boilerplate instead of expiring
-    and coming back after the window. ``now`` should be the page's event time
-    (``fetched_at``), so that a replay of old pages decides as the first run did.
+    ``paragraphs`` should be without in-page repeats (processors.repeats). Every paragraph
+    but the teasers (another story's text) is observed, boilerplate included: a
+    boilerplate paragraph keeps being seen, so it stays boilerplate instead of expiring
+    and coming back after the window. ``also_seen`` are observed too: the forms in-page
+    dedup removed (a caption without its credit) are this story's text, which another
+    page's teaser block may print. ``headlines`` (title, standfirst) are recorded for
+    ``strip_teasers``. ``now`` should be the page's event time (``fetched_at``), so that a
+    replay of old pages decides as the first run did.
     """
-    kept, removed = strip_boilerplate(site, story_id, paragraphs, state, now, policy)
-    observe(site, story_id, paragraphs, state, now, policy)
-    return Deduped(kept, removed)
+    own, teasers = strip_teasers(site, story_id, paragraphs, state, now, policy)
+    kept, removed = strip_boilerplate(site, story_id, own, state, now, policy)
+    observe(site, story_id, [*own, *also_seen], state, now, policy)
+    observe_headlines(site, story_id, headlines, state, now, policy)
+    return Deduped(kept, removed, teasers)

@@ -124,13 +124,21 @@ def deduplicate(
         page.article_id, fp, site_state, now, options.stories, site=page.site
     )
     result = paragraphs.dedup(
-        page.site, site_story.cluster_id, unique, boilerplate, now, options.boilerplate
+        page.site,
+        site_story.cluster_id,
+        unique,
+        boilerplate,
+        now,
+        options.boilerplate,
+        headlines=(found.title or page.hint_title, found.description),
+        also_seen=[*in_page.near, *in_page.short],
     )
     removed = Removed(
         in_page_repeats=len(in_page.exact),
         short_repeats=len(in_page.short),
         near_repeats=len(in_page.near),
         boilerplate=len(result.boilerplate),
+        teasers=len(result.teasers),
         boilerplate_samples=result.boilerplate[: options.boilerplate_samples],
     )
     return _article(page, found, result.paragraphs, removed, site_story.cluster_id, origin)
@@ -142,7 +150,7 @@ def too_short_after_dedup(article: Article, options: PipelineOptions) -> Filtere
     made it long enough. Nothing is taken out of one that had nothing taken out."""
     removed = article.removed
     repeated = removed.in_page_repeats + removed.short_repeats + removed.near_repeats
-    if not (removed.boilerplate or repeated):
+    if not (removed.boilerplate or removed.teasers or repeated):
         return None
     chars = sum(len(p) for p in article.paragraphs)
     needed = options.clean.min_text_chars
@@ -153,8 +161,9 @@ def too_short_after_dedup(article: Article, options: PipelineOptions) -> Filtere
         url=article.url,
         site=article.site,
         reason="too-short",
-        detail=f"{chars} characters are its own after {removed.boilerplate} boilerplate and "
-        f"{repeated} repeated paragraph(s) were removed, fewer than the "
+        detail=f"{chars} characters are its own after {removed.boilerplate} boilerplate, "
+        f"{removed.teasers} teaser and {repeated} repeated paragraph(s) were removed, fewer "
+        "than the "
         f"{needed} an article needs",
         fetched_at=article.fetched_at,
         source=article.source,

@@ -20,8 +20,10 @@ from processors.paragraphs import (
     dedup,
     normalize,
     observe,
+    observe_headlines,
     paragraph_key,
     strip_boilerplate,
+    strip_teasers,
     sweep,
 )
 from processors.repeats import dedup_in_page
@@ -412,3 +414,42 @@ def test_gold_repeats_within_a_page_keep_their_first_copy() -> None:
             removed_copies[page_id] = removed
             assert {normalize(p) for p in kept} == {normalize(p) for p in gold}
     assert sum(removed_copies.values()) <= 3, removed_copies
+
+
+# --- teasers: other stories' headlines --------------------------------------------------
+
+HEADLINE = "Dockers walk out over new shift rules"
+STANDFIRST = "Container traffic has stopped after dockworkers began a 72-hour strike."
+
+
+def test_a_teaser_is_another_storys_headline_with_its_lines_after_it() -> None:
+    state: dict[str, Any] = {}
+    dedup(SITE, "strike", [STANDFIRST, LONG], state, 0, headlines=[HEADLINE, None])
+    page = ["Our own text, long enough to count.", HEADLINE, STANDFIRST, LONG, NEWSLETTER]
+    kept, teasers = strip_teasers(SITE, "other", page, state, 1)
+    # the headline and up to two lines of that story after it; NEWSLETTER is not its line
+    assert teasers == [HEADLINE, STANDFIRST, LONG]
+    assert kept == [page[0], NEWSLETTER]
+    # its own story, a tie in time, and another site are never teased
+    assert strip_teasers(SITE, "strike", page, state, 1)[1] == []
+    assert strip_teasers(SITE, "other", page, state, 0)[1] == []
+    assert strip_teasers("other.org", "other", page, state, 1)[1] == []
+
+
+def test_teasers_decide_the_same_after_the_page_was_recorded() -> None:
+    state: dict[str, Any] = {}
+    dedup(SITE, "strike", [STANDFIRST], state, 0, headlines=[HEADLINE])
+    page = [HEADLINE, STANDFIRST, LONG]
+    first = dedup(SITE, "other", page, state, 1, headlines=["Another story of the day"])
+    again = dedup(SITE, "other", page, state, 1, headlines=["Another story of the day"])
+    assert first == again and first.teasers == [HEADLINE, STANDFIRST]
+    # teasers are another story's text: not recorded for this one
+    assert "other" not in state[f"{SITE}\x1f{paragraph_key(STANDFIRST)}"]
+
+
+def test_short_headlines_are_not_recorded_and_headlines_are_swept() -> None:
+    state: dict[str, Any] = {}
+    observe_headlines(SITE, "s", ["Live", "Weather today", HEADLINE], state, 0)
+    assert len(state) == 1  # "Weather today": two words
+    assert strip_teasers(SITE, "t", ["Live", "Weather today"], state, 1)[1] == []
+    assert sweep(state, 2 * DEFAULT_POLICY.window_seconds) == 1 and state == {}

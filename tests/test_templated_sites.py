@@ -62,12 +62,12 @@ OWN = [
     ],
 ]
 TITLES = [
-    "Earlier ferry",
-    "Dredging closes berths",
-    "School meals petition",
-    "Wind farm licence",
-    "Bus fares rise",
-    "Fish hall reopens",
+    "Lindholm ferry to leave earlier from April",
+    "Dredging closes four berths in the inner basin",
+    "Parents petition against school meals plan",
+    "Utilities win licence for northern wind farm",
+    "Bus fares rise by ten cents in July",
+    "Old fish hall reopens as a food market",
 ]
 
 
@@ -201,3 +201,54 @@ def test_the_same_articles_on_two_sites_are_wire_copies_across_sites() -> None:
     other = other.model_copy(update={"site": "other.example", "url": "https://other.example/copy"})
     copy = pipeline.run(other)
     assert copy.cluster_id == first.cluster_id
+
+
+# -- teasers: the "More from" block of other articles' headlines ---------------------------
+
+STANDFIRSTS = [
+    "Commuters get the crossing they asked for.",
+    "Fishermen lose four berths for three weeks.",
+    "Four hundred parents sign against a central kitchen.",
+    "Forty turbines will turn off the northern cape.",
+    "The first fare rise since the pandemic.",
+    "Thirty stalls and a bakery in the old hall.",
+]
+CAPTIONS = [
+    f"Photo of story {n}: the harbour seen from the {side} quay at dawn."
+    for n, side in enumerate(["north", "south", "east", "west", "old", "new"])
+]
+
+
+def teased_page(n: int) -> RawPage:
+    """Brief n, then "More from the Gazette": headline, standfirst and caption of the
+    briefs before it, three at most, as a site links its latest articles."""
+    shown = [n - k for k in (1, 2, 3) if n - k >= 0]
+    block = [
+        "More from the Harbour Gazette",
+        *(line for m in shown for line in (TITLES[m], STANDFIRSTS[m], CAPTIONS[m])),
+    ]
+    own = [STANDFIRSTS[n], CAPTIONS[n], *OWN[n]]
+    return plain(n, [*own, *block])
+
+
+def test_the_headlines_of_other_articles_and_their_lines_are_teasers() -> None:
+    pipeline = Pipeline()
+    articles = [pipeline.run(teased_page(n)) for n in range(len(OWN))]
+    assert articles[0].removed.teasers == 0
+    for n, article in enumerate(articles[1:], start=1):
+        seen_before = [n - k for k in (1, 2, 3) if n - k >= 0]
+        assert article.removed.teasers == 3 * len(seen_before), article.url
+        kept = own_text(article)
+        for m in seen_before:
+            assert not {normalize(t) for t in (TITLES[m], STANDFIRSTS[m], CAPTIONS[m])} & kept
+        # its own standfirst and caption are its own, though other pages print them
+        assert {normalize(STANDFIRSTS[n]), normalize(CAPTIONS[n])} <= kept
+        assert {normalize(p) for p in OWN[n]} <= kept
+    assert [a.cluster_id for a in articles] == [a.article_id for a in articles]
+
+
+def test_a_headline_inside_an_article_is_not_a_teaser_of_its_own_story() -> None:
+    pipeline = Pipeline()
+    first = pipeline.run(plain(0, [TITLES[0], *OWN[0]]))
+    again = pipeline.run(plain(0, [TITLES[0], *OWN[0], "Update: a second crossing."], minutes=9))
+    assert first.removed.teasers == again.removed.teasers == 0
