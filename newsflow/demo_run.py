@@ -23,7 +23,7 @@ import click
 from deploy.stack import Stack
 from ingest.canon import canonicalize
 from newsflow import search
-from newsflow.demo.sites import EXPECTED, DemoServer, article_urls, listings, url
+from newsflow.demo.sites import EXPECTED, DemoServer, article_urls, brief_urls, listings, url
 from newsflow.errors import SetupError
 from newsflow.records import article_id
 from newsflow.settings import Settings, StackSettings
@@ -57,12 +57,14 @@ def run(settings: Settings, stack_settings: StackSettings, timeout: float = 600)
     try:
         with _serve() as server:
             articles, others = _demo_urls(server)
+            articles += brief_urls(server)
             _step(3, "polling the 3 sample sites' feeds and fetching their pages onto Kafka")
             state = stack_settings.demo_state_dir
             click.echo(f"    {_fetch_and_produce(settings, server, others, state)}")
         expected_ids = {article_id(canonicalize(u)) for u in articles}
         _step(4, f"waiting until all {len(expected_ids)} articles are searchable")
         _wait_indexed(settings, expected_ids, worker, log_file, timeout)
+        _wait_recleaned(settings, worker, log_file, timeout)
         _step(5, "what newsflow made of them")
         _report(settings)
     finally:
@@ -182,11 +184,36 @@ def _wait_indexed(
                 shown = found
 
 
+def _wait_recleaned(
+    settings: Settings, worker: subprocess.Popen[bytes], log_file: Path, timeout: float
+) -> None:
+    """Until the worker has done every re-cleaning the pages asked for: a site's first
+    articles are cleaned again once its template is known, after they were indexed."""
+    from newsflow.topics import Topics, group_lag
+
+    topic = Topics.from_settings(settings).recleans
+    group = f"{settings.topic_prefix}-pipeline"
+    deadline = time.monotonic() + timeout
+    shown = None
+    while (left := group_lag(settings.kafka_bootstrap, group, topic)) > 0:
+        if left != shown:
+            click.echo(f"    {left} re-cleaning(s) of early articles to go")
+            shown = left
+        if worker.poll() is not None:
+            raise click.ClickException(f"the worker stopped; see {log_file}")
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"{left} re-cleaning(s) not done; see {log_file}")
+        time.sleep(1)
+
+
 def _count_ids(es: Any, index: str, ids: set[str]) -> int:
     if not es.indices.exists_alias(name=index):
         return 0
     es.indices.refresh(index=index)
     return int(es.count(index=index, query={"ids": {"values": sorted(ids)}})["count"])
+
+
+REMOVED = ("repeats", "short", "near", "boilerplate", "teasers")
 
 
 def _report(settings: Settings) -> None:
@@ -207,16 +234,26 @@ def _report(settings: Settings) -> None:
             aggs={
                 "boilerplate": {"sum": {"field": "removed.boilerplate"}},
                 "repeats": {"sum": {"field": "removed.in_page_repeats"}},
+                "short": {"sum": {"field": "removed.short_repeats"}},
+                "near": {"sum": {"field": "removed.near_repeats"}},
+                "teasers": {"sum": {"field": "removed.teasers"}},
+                "retroactive": {"sum": {"field": "removed.retroactive"}},
+                "recleaned": {"filter": {"range": {"removed.retroactive": {"gt": 0}}}},
                 "kinds": {"terms": {"field": "duplicate_kind"}},
                 "skipped": {"terms": {"field": "ner_skipped", "size": 1000}},
             },
         )["aggregations"]
     kinds = {b["key"]: b["doc_count"] for b in stats["kinds"]["buckets"]}
+    total = {name: int(stats[name]["value"]) for name in (*REMOVED, "retroactive")}
     click.echo(
-        f"dedup: {int(stats['repeats']['value'])} paragraphs repeated within pages and "
-        f"{int(stats['boilerplate']['value'])} site-boilerplate paragraphs removed; "
-        f"{kinds.get('near', 0)} near and {kinds.get('exact', 0)} exact duplicates clustered "
-        "into their stories"
+        f"dedup within pages: {total['repeats']} exact, {total['short']} short and "
+        f"{total['near']} near repeats removed\n"
+        f"dedup across a site: {total['boilerplate']} boilerplate paragraphs and "
+        f"{total['teasers']} teasers of other articles removed; "
+        f"{total['retroactive']} more from {stats['recleaned']['doc_count']} early articles, "
+        "re-cleaned once their site's template was known\n"
+        f"stories: {kinds.get('near', 0)} near and {kinds.get('exact', 0)} exact duplicates "
+        "clustered into their stories"
     )
     reasons: dict[str, int] = {}
     for b in stats["skipped"]["buckets"]:

@@ -137,6 +137,9 @@ class Removed(Record):
     boilerplate: int = 0
     teasers: int = Field(0, description="headlines of the site's other articles, and theirs")
     boilerplate_samples: list[str] = Field(default_factory=list)
+    retroactive: int = Field(
+        0, description="paragraphs removed after indexing, once known as boilerplate or teasers"
+    )
 
 
 class Article(Record):
@@ -176,6 +179,33 @@ class EnrichedArticle(Article):
 
     entities: list[Entity] = Field(default_factory=list)
     ner_skipped: str | None = Field(None, description="why NER did not run, if it did not")
+
+
+class Teaser(Record):
+    """A story's headline as other pages print it in their "More from" blocks, and its own
+    lines (normalised), which may follow the headline there."""
+
+    headline: str
+    lines: list[str] = Field(default_factory=list)
+
+
+class Reclean(Record):
+    """Text of a site known to be not its articles' own only after some of them were
+    indexed with it: those are cleaned again and re-indexed (recleans topic, key: site).
+
+    ``articles``: the articles known to carry it (the first page of each site story that
+    kept it); other articles of the site that carry it are looked for as well.
+    ``boilerplate``: paragraphs now known as the site's boilerplate. ``teaser``: a story
+    whose headline earlier pages printed before it was seen. ``before``: only articles
+    fetched before this time: later ones were judged knowing it.
+    """
+
+    site: str
+    articles: list[str]
+    boilerplate: list[str] = Field(default_factory=list)
+    teaser: Teaser | None = None
+    before: AwareDatetime
+    requested_by: str = Field(description="article_id of the page that made it known")
 
 
 class Filtered(Record):

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
         description="Seconds a partition's next offset may sit unprocessed while its agent "
         "is idle before the worker seeks back to it (a safety net: each one is logged)",
     )
+    reclean_wait: float = Field(
+        120.0,
+        ge=0,
+        description="Seconds a re-cleaning waits for the earlier articles it names to be "
+        "indexed (they may still be in the stages behind it) before it takes the missing "
+        "ones as filtered",
+    )
     sources: Path | None = Field(
         None, description="YAML file of the feeds and sitemaps `newsflow ingest feeds` watches"
     )

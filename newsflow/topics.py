@@ -27,7 +27,7 @@ from newsflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STAGES = ("ingest", "clean", "stories", "enrich", "index")
+STAGES = ("ingest", "clean", "stories", "enrich", "index", "reclean")
 DAY_MS = 24 * 3600 * 1000
 # A page is capped at 5 MB when fetched; as base64 inside JSON it grows by a third.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -90,6 +90,10 @@ class Topics:
     def enriched(self) -> str:
         return f"{self.prefix}.enriched"
 
+    @property
+    def recleans(self) -> str:
+        return f"{self.prefix}.recleans"
+
     def deadletter(self, stage: str) -> str:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
@@ -129,6 +133,7 @@ class Topics:
             TopicSpec(self.clustered, p, "articles with their story cluster, keyed by id"),
             TopicSpec(self.enriched, p, "entity-tagged articles ready to index, keyed by id"),
             TopicSpec(self.filtered, p, "pages that are not articles, with the reason"),
+            TopicSpec(self.recleans, p, "indexed articles of a site to clean again, keyed by site"),
             # Dead letters are kept longer: someone has to look at them and replay them.
             *(
                 TopicSpec(
@@ -208,6 +213,30 @@ def broker_partitions(
         wanted = [n for n in names if n in existing]
         described = admin.describe_topics(wanted) if wanted else []
     return {t["name"]: len(t["partitions"]) for t in described if t["name"] in existing}
+
+
+def group_lag(
+    bootstrap: str, group: str, topic: str, client: Mapping[str, Any] | None = None
+) -> int:
+    """Messages of ``topic`` that ``group`` has not committed yet, over all partitions
+    (0 for a topic that does not exist or is empty)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    with closing(_admin(bootstrap, client)) as admin:
+        committed = admin.list_consumer_group_offsets(group)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, client_id="newsflow-lag", **(client or {})
+    )
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+    finally:
+        consumer.close()
+    lag = 0
+    for tp, end in ends.items():
+        done = committed.get(tp)
+        lag += end - (done.offset if done is not None and done.offset >= 0 else 0)
+    return lag
 
 
 def _admin(bootstrap: str, client: Mapping[str, Any] | None) -> Any:

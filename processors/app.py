@@ -1,9 +1,11 @@
-"""The Faust app: four thin agents around processors.stages.
+"""The Faust app: five thin agents around processors.stages.
 
     pages     --clean-->   articles   (tables: site-stories, boilerplate; key: site)
+                           recleans   (earlier articles of the site to clean again)
     articles  --stories--> clustered  (table: stories; one partition, global)
     clustered --enrich-->  enriched   (spaCy, batched)
     enriched  --index-->   Elasticsearch (bulk)
+    recleans  --reclean--> Elasticsearch (found, cleaned again, re-indexed: processors.reclean)
 
 Delivery is at least once, into Kafka and into Elasticsearch, with idempotent ids. An
 agent tells the app a message is done (``PipelineApp.done``) only after what it produced
@@ -41,12 +43,13 @@ from newsflow.records import (
     Filtered,
     PageOrigin,
     RawPage,
+    Reclean,
     decode,
 )
 from newsflow.services import require_elasticsearch, require_kafka, wait_for
 from newsflow.settings import Settings
 from newsflow.topics import MAX_MESSAGE_BYTES, Topics
-from processors import faust_overrides, index, stages, stories, sweep
+from processors import faust_overrides, index, reclean, stages, stories, sweep
 from processors.entities import Tagger
 
 log = logging.getLogger(__name__)
@@ -220,20 +223,22 @@ class Pipeline:
         t, p = self.topics, self.settings.topic_partitions
         self.pages, self.articles = self._topic(t.pages, p), self._topic(t.articles, 1)
         self.clustered, self.enriched = self._topic(t.clustered, p), self._topic(t.enriched, p)
-        self.filtered = self._topic(t.filtered, p)
+        self.filtered, self.recleans = self._topic(t.filtered, p), self._topic(t.recleans, p)
         self.dlq = {
-            s: self._topic(t.deadletter(s), 1) for s in ("clean", "stories", "enrich", "index")
+            s: self._topic(t.deadletter(s), 1)
+            for s in ("clean", "stories", "enrich", "index", "reclean")
         }
         # Values are plain lists and dicts (JSON, the app's default serializer).
         parts = t.tables()
         self.site_stories = self.app.Table("site-stories", partitions=parts["site-stories"])
         self.boilerplate = self.app.Table("boilerplate", partitions=parts["boilerplate"])
         self.stories = self.app.Table("stories", partitions=parts["stories"])
-        self.app.guarded_topics.update((t.pages, t.articles, t.clustered, t.enriched))
+        self.app.guarded_topics.update((t.pages, t.articles, t.clustered, t.enriched, t.recleans))
         self.app.agent(self.pages, name="clean")(self._clean)
         self.app.agent(self.articles, name="stories")(self._stories)
         self.app.agent(self.clustered, name="enrich")(self._enrich)
         self.app.agent(self.enriched, name="index")(self._index)
+        self.app.agent(self.recleans, name="reclean")(self._reclean)
         self._last_sweep = time.monotonic()
         self._last_site_sweep: dict[int, float] = {}
         self._clock = sweep.StreamClock()  # what the sweeps expire entries against
@@ -362,14 +367,26 @@ class Pipeline:
             log.info("filtered %s (%s): %s", page.url, found.reason, found.detail)
             return [Outgoing(self.filtered, page.site.encode(), found.encode())]
         stages.note_site(self.site_stories, event.message.partition, page.site)
-        article = stages.deduplicate(
+        cleaned = stages.deduplicate(
             page, found, self.site_stories, self.boilerplate, self.options, origin
         )
-        stub = stages.too_short_after_dedup(article, self.options)
+        key = page.site.encode()
+        out = [Outgoing(self.recleans, key, r.encode()) for r in cleaned.recleans]
+        for r in cleaned.recleans:
+            log.info(
+                "%s makes %d earlier article(s) of %s to clean again (%d boilerplate "
+                "paragraph(s)%s)",
+                page.url,
+                len(r.articles),
+                page.site,
+                len(r.boilerplate),
+                ", its teasers" if r.teaser else "",
+            )
+        stub = stages.too_short_after_dedup(cleaned.article, self.options)
         if stub is not None:
             log.info("filtered %s (%s): %s", page.url, stub.reason, stub.detail)
-            return [Outgoing(self.filtered, page.site.encode(), stub.encode())]
-        return [Outgoing(self.articles, page.site.encode(), article.encode())]
+            return [*out, Outgoing(self.filtered, key, stub.encode())]
+        return [*out, Outgoing(self.articles, key, cleaned.article.encode())]
 
     async def _stories(self, stream: Any) -> None:
         await self._guard("stories", self._stories_loop(stream))
@@ -488,6 +505,38 @@ class Pipeline:
             for event in events:
                 self.app.done(event.message)
                 await stream.ack(event)
+
+    async def _reclean(self, stream: Any) -> None:
+        await self._guard("reclean", self._reclean_loop(stream))
+
+    async def _reclean_loop(self, stream: Any) -> None:
+        async for event in stream.events():
+            self.app.processing(event.message)
+            await self._process("reclean", event, partial(self._reclean_one, event))
+
+    async def _reclean_one(self, event: Any) -> list[Outgoing]:
+        """Find the articles a request concerns, clean them again and re-index them;
+        done only once Elasticsearch has acknowledged every one."""
+        request = decode(Reclean, event.value)
+        es, prefix = self._get_es(), self.settings.topic_prefix
+        found = await reclean.find(es, prefix, request, self.settings.reclean_wait)
+        changed = [
+            a
+            for a in (reclean.apply(f, request, self.options.boilerplate) for f in found)
+            if a is not None
+        ]
+        refused = await index.write(es, prefix, changed)
+        if refused:
+            listing = "; ".join(f"{r.article.article_id} ({r.status}): {r.reason}" for r in refused)
+            raise deadletter.PermanentError(f"Elasticsearch refused re-cleaned articles: {listing}")
+        log.info(
+            "re-cleaned %d of %d article(s) of %s found for %s",
+            len(changed),
+            len(found),
+            request.site,
+            request.requested_by,
+        )
+        return []
 
     def _get_es(self) -> AsyncElasticsearch:
         if self._es is None:

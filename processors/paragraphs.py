@@ -38,7 +38,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,25 +160,37 @@ def strip_boilerplate(
     state: Mapping[str, Any],
     now: float,
     policy: BoilerplatePolicy = DEFAULT_POLICY,
+    teased_by: Collection[str] = (),
 ) -> tuple[list[str], list[str]]:
     """Split the paragraphs into (kept, removed as boilerplate); reads the state only.
 
     ``now`` is the page's own time. Only other stories first seen strictly before it
     count, so the answer is the same before and after this page was observed, and after
     any later page was (redelivery, a replay of every page); a story seen under many URLs
-    cannot strip its own text.
+    cannot strip its own text. ``teased_by`` are the stories that printed this story's
+    headline before it was seen (``teasing``): they printed its standfirst and caption in
+    teasers that went unrecognised. A paragraph seen on those stories alone is kept, as
+    this story's own line; a template line is seen on others too (or, where every story
+    before this one teased it, stays until the re-cleaning that later pages ask for).
     """
     keys = _state_keys(site, paragraphs, policy.min_chars)
     kept: list[str] = []
     removed: list[str] = []
     for paragraph, key in zip(paragraphs, keys, strict=True):
         refs = _live_refs(state.get(key), now, policy) if key else {}
-        earlier = sum(1 for story, (first, _) in refs.items() if first < now and story != story_id)
-        if earlier >= policy.min_stories:
+        earlier = _earlier(refs, story_id, now)
+        own_teaser = bool(earlier) and set(earlier) <= set(teased_by)
+        if len(earlier) >= policy.min_stories and not own_teaser:
             removed.append(paragraph)
         else:
             kept.append(paragraph)
     return kept, removed
+
+
+def _earlier(refs: Mapping[str, list[float]], story_id: str, now: float) -> list[str]:
+    """The stories other than ``story_id`` first seen strictly before ``now``, oldest first."""
+    found = sorted((first, s) for s, (first, _) in refs.items() if first < now and s != story_id)
+    return [story for _, story in found]
 
 
 def observe(
@@ -367,6 +379,72 @@ def _record(
             state[key] = refs  # re-assigned, never mutated: a Faust table persists it
 
 
+def newly_boilerplate(
+    site: str,
+    story_id: str,
+    stripped: Sequence[str],
+    state: Mapping[str, Any],
+    now: float,
+    policy: BoilerplatePolicy = DEFAULT_POLICY,
+    teased_by: Collection[str] = (),
+) -> dict[str, list[str]]:
+    """Of the paragraphs this page strips as boilerplate, those it may be among the first
+    to strip, each with the earlier stories that may have kept it (oldest first).
+
+    The first page to strip a paragraph has ``min_stories`` stories before it, or up to
+    ``len(teased_by)`` more where stories that teased it did not count; each page in that
+    range asks. "First" is read off the state, not remembered, so the answer is the same
+    on a replay; a request made twice is taken twice without harm. All the earlier
+    stories the state holds are named: those that stripped it already are left as they
+    are by the re-cleaning.
+    """
+    keys = _state_keys(site, stripped, policy.min_chars)
+    found: dict[str, list[str]] = {}
+    for paragraph, key in zip(stripped, keys, strict=True):
+        if key is None:
+            continue
+        earlier = _earlier(_live_refs(state.get(key), now, policy), story_id, now)
+        if policy.min_stories <= len(earlier) <= policy.min_stories + len(teased_by):
+            found[paragraph] = earlier
+    return found
+
+
+def teasing(
+    site: str,
+    story_id: str,
+    headlines: Iterable[str | None],
+    state: Mapping[str, Any],
+    now: float,
+    policy: BoilerplatePolicy = DEFAULT_POLICY,
+) -> list[str]:
+    """The other stories, first seen before ``now``, that printed one of this story's
+    headlines (title, standfirst) as a paragraph of their own: teasers of it that went
+    unrecognised, because this story had not been seen yet. Oldest first."""
+    keys = [k for k in _state_keys(site, [h for h in headlines if h], policy.min_chars) if k]
+    firsts: dict[str, float] = {}
+    for key in keys:
+        for story, (first, _) in _live_refs(state.get(key), now, policy).items():
+            if first < now and story != story_id:
+                firsts[story] = min(first, firsts.get(story, first))
+    return [story for _, story in sorted((t, s) for s, t in firsts.items())]
+
+
+def first_sighting(
+    site: str,
+    story_id: str,
+    headline: str | None,
+    state: Mapping[str, Any],
+    now: float,
+    policy: BoilerplatePolicy = DEFAULT_POLICY,
+) -> bool:
+    """Whether no page of this story with this headline was seen before ``now``."""
+    key = _headline_key(site, headline, policy)
+    if key is None:
+        return False
+    own = _live_refs(state.get(key), now, policy).get(story_id)
+    return own is None or own[0] >= now
+
+
 @dataclass(frozen=True)
 class Deduped:
     """A page's paragraphs without teasers and the site's boilerplate, and what went."""
@@ -374,6 +452,7 @@ class Deduped:
     paragraphs: list[str]
     boilerplate: list[str]
     teasers: list[str] = field(default_factory=list)
+    teased_by: list[str] = field(default_factory=list)  # see ``teasing``
 
 
 def dedup(
@@ -396,11 +475,14 @@ def dedup(
     and coming back after the window. ``also_seen`` are observed too: the forms in-page
     dedup removed (a caption without its credit) are this story's text, which another
     page's teaser block may print. ``headlines`` (title, standfirst) are recorded for
-    ``strip_teasers``. ``now`` should be the page's event time (``fetched_at``), so that a
-    replay of old pages decides as the first run did.
+    ``strip_teasers``; the stories that printed them before (``teasing``) do not count
+    towards this page's boilerplate. ``now`` should be the page's event time
+    (``fetched_at``), so that a replay of old pages decides as the first run did.
     """
+    headlines = list(headlines)
     own, teasers = strip_teasers(site, story_id, paragraphs, state, now, policy)
-    kept, removed = strip_boilerplate(site, story_id, own, state, now, policy)
+    teased_by = teasing(site, story_id, headlines, state, now, policy)
+    kept, removed = strip_boilerplate(site, story_id, own, state, now, policy, teased_by)
     observe(site, story_id, [*own, *also_seen], state, now, policy)
     observe_headlines(site, story_id, headlines, state, now, policy)
-    return Deduped(kept, removed, teasers)
+    return Deduped(kept, removed, teasers, teased_by)

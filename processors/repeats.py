@@ -52,6 +52,10 @@ class RepeatPolicy:
     headings, labels and datelines that sentences naturally contain.
     ``near_containment``: the share of a paragraph's word pairs that another, at least as
     long, must contain for the shorter one to be its near repeat.
+    ``near_max_ratio``: the fuller form may be at most this many times as long. A caption
+    with its credit, a lead with a clause added are longer by a part; a paragraph that
+    holds several others whole (a summary blob of a page's seven city paragraphs) is
+    another text, and the shorter ones stay.
     """
 
     min_chars: int = 50
@@ -59,11 +63,14 @@ class RepeatPolicy:
     short_min_words: int = 2
     short_apart: int = 1
     near_min_words: int = 6
-    near_containment: float = 0.9
+    near_containment: float = 0.95
+    near_max_ratio: float = 3.0
 
     def __post_init__(self) -> None:
         if not 0 < self.near_containment <= 1:
             raise ValueError("near_containment must be in (0, 1]")
+        if self.near_max_ratio < 1:
+            raise ValueError("near_max_ratio must be at least 1: the fuller form is the longer")
         if self.near_min_words < 2:
             raise ValueError("near_min_words must be at least 2: word pairs are compared")
 
@@ -169,7 +176,10 @@ def _near(
         # An identical copy is the exact and short rules' to judge, not this one's.
         needed = policy.near_containment * len(pairs[i])
         if any(
-            count >= needed and norms[j] != norms[i] and _fuller(norms[j], j, norms[i], i)
+            count >= needed
+            and norms[j] != norms[i]
+            and _fuller(norms[j], j, norms[i], i)
+            and len(norms[j]) <= policy.near_max_ratio * len(norms[i])
             for j, count in shared.items()
         ):
             keep[i] = False

@@ -10,7 +10,16 @@ from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from newsflow.records import Article, EnrichedArticle, Filtered, PageOrigin, RawPage, Removed
+from newsflow.records import (
+    Article,
+    EnrichedArticle,
+    Filtered,
+    PageOrigin,
+    RawPage,
+    Reclean,
+    Removed,
+    Teaser,
+)
 from processors import clean, paragraphs, repeats, stories
 from processors.entities import Tagger
 
@@ -93,6 +102,21 @@ def extract(
     return found
 
 
+@dataclass(frozen=True)
+class Cleaned:
+    """The clean stage's answer for a page: its article, and the re-cleanings of earlier
+    articles of its site that this page made necessary (processors.reclean)."""
+
+    article: Article
+    recleans: list[Reclean] = field(default_factory=list)
+
+
+# Lines of a teased story sent with a request to re-clean: teaser lines are a standfirst
+# and a caption, short; a long article's other paragraphs need not travel.
+TEASER_LINE_CHARS = 300
+TEASER_LINES = 50
+
+
 def deduplicate(
     page: RawPage,
     found: clean.Extracted,
@@ -100,7 +124,7 @@ def deduplicate(
     boilerplate: State,
     options: PipelineOptions,
     origin: PageOrigin | None = None,
-) -> Article:
+) -> Cleaned:
     """The stateful half of the clean stage: in-page repeats, then site boilerplate.
 
     Boilerplate is counted per story, not per page, so a story republished under several
@@ -141,7 +165,56 @@ def deduplicate(
         teasers=len(result.teasers),
         boilerplate_samples=result.boilerplate[: options.boilerplate_samples],
     )
-    return _article(page, found, result.paragraphs, removed, site_story.cluster_id, origin)
+    article = _article(page, found, result.paragraphs, removed, site_story.cluster_id, origin)
+    own = [*unique, *in_page.near, *in_page.short]
+    recleans = _recleans(page, article, result, own, boilerplate, now, options)
+    return Cleaned(article, recleans)
+
+
+def _recleans(
+    page: RawPage,
+    article: Article,
+    result: paragraphs.Deduped,
+    own: list[str],
+    boilerplate: State,
+    now: float,
+    options: PipelineOptions,
+) -> list[Reclean]:
+    """Requests to clean earlier articles again: those that kept what this page is the
+    first to strip as boilerplate (one request per group of articles), and those that
+    printed this story's headline before the story was seen."""
+    story, policy = article.cluster_id, options.boilerplate
+    newly = paragraphs.newly_boilerplate(
+        page.site, story, result.boilerplate, boilerplate, now, policy, result.teased_by
+    )
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for paragraph, kept_by in newly.items():
+        groups.setdefault(tuple(kept_by), []).append(paragraph)
+    requests = [
+        Reclean(
+            site=page.site,
+            articles=list(kept_by),
+            boilerplate=texts,
+            before=page.fetched_at,
+            requested_by=page.article_id,
+        )
+        for kept_by, texts in sorted(groups.items())
+    ]
+    teased = result.teased_by
+    first = paragraphs.first_sighting(page.site, story, article.title, boilerplate, now, policy)
+    if teased and first and article.title:
+        lines = [paragraphs.normalize(p) for p in own if len(p) <= TEASER_LINE_CHARS]
+        teaser = Teaser(headline=article.title, lines=lines[:TEASER_LINES])
+        requests.append(
+            Reclean(
+                site=page.site,
+                articles=teased,
+                teaser=teaser,
+                before=page.fetched_at,
+                requested_by=page.article_id,
+            )
+        )
+    return requests
 
 
 def too_short_after_dedup(article: Article, options: PipelineOptions) -> Filtered | None:

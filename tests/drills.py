@@ -31,17 +31,17 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer
-from kafka.errors import CoordinatorNotAvailableError
+from kafka.errors import CoordinatorNotAvailableError, KafkaError
 
 from deploy.stack import Stack
 from ingest.canon import canonicalize, site_of
 from ingest.producer import PageProducer
 from newsflow import audit
-from newsflow.demo.sites import EXPECTED, DemoServer, article_urls, url
+from newsflow.demo.sites import EXPECTED, DemoServer, article_urls, brief_urls, url
 from newsflow.records import Filtered, RawPage, Source, SourceKind, utcnow
 from newsflow.settings import Settings, as_env
-from newsflow.topics import Topics
-from processors import stages
+from newsflow.topics import Topics, group_lag
+from processors import reclean, stages
 from processors.entities import Tagger
 from processors.index import alias
 from tests.conftest import Process, read_topic, shared_data_path
@@ -80,7 +80,7 @@ def demo_pages() -> list[RawPage]:
     pages = []
     with DemoServer() as server:
         sections = [url(server, p.site, p.path) for p in EXPECTED.pages if p.kind == "section"]
-        for u in article_urls(server) + sections:
+        for u in article_urls(server) + brief_urls(server) + sections:
             with urllib.request.urlopen(u) as resp:
                 pages.append(page(u, resp.read(), resp.headers["content-type"], SourceKind.DEMO))
     return pages
@@ -108,17 +108,25 @@ def undisturbed(pages: list[RawPage], tagger: Tagger) -> Undisturbed:
     options = stages.PipelineOptions()
     site_stories: dict[str, Any] = {}
     boilerplate: dict[str, Any] = {}
-    articles, filtered = [], set()
+    articles, filtered, recleans = [], set(), []
     for p in pages:  # a site's pages share a partition: they are processed in this order
         found = stages.extract(p, options)
         if isinstance(found, Filtered):
             filtered.add(p.article_id)
             continue
-        articles.append(stages.deduplicate(p, found, site_stories, boilerplate, options))
-    enriched = stages.enrich(articles, tagger)
+        cleaned = stages.deduplicate(p, found, site_stories, boilerplate, options)
+        articles.append(cleaned.article)
+        recleans += cleaned.recleans
+    enriched = {e.article_id: e for e in stages.enrich(articles, tagger)}
+    # What the reclean agent does to the index: each request to the site's articles
+    # fetched before it (those it names are among them; the others it finds by searching).
+    for request in recleans:
+        for aid, article in enriched.items():
+            if article.site == request.site and article.fetched_at < request.before:
+                enriched[aid] = reclean.apply(article, request, options.boilerplate) or article
     return Undisturbed(
-        texts={a.article_id: a.text for a in articles},
-        entities={e.article_id: _entities(e.model_dump(mode="json")) for e in enriched},
+        texts={aid: e.text for aid, e in enriched.items()},
+        entities={aid: _entities(e.model_dump(mode="json")) for aid, e in enriched.items()},
         filtered=filtered,
         boilerplate=boilerplate,
     )
@@ -221,21 +229,29 @@ class DrillResult:
 
 
 def settle(settings: Settings, timeout: float) -> audit.AuditReport:
-    """Audit until nothing is pending (every page has its outcome) or time is up."""
+    """Audit until nothing is pending (every page has its outcome, every re-cleaning the
+    pages asked for is done) or time is up."""
     from newsflow.audit_io import AuditError
 
     deadline = time.monotonic() + timeout
     while True:
         try:
             report = audit.run(settings)
-        except AuditError:  # a read the stack could not answer right now (a restart)
+            recleans = recleans_left(settings)
+        except (AuditError, KafkaError):  # a read the stack could not answer (a restart)
             if time.monotonic() > deadline:
                 raise
             time.sleep(3)
             continue
-        if (report.pending == 0 and report.ok) or time.monotonic() > deadline:
+        done = report.pending == 0 and report.ok and recleans == 0
+        if done or time.monotonic() > deadline:
             return report
         time.sleep(3)
+
+
+def recleans_left(settings: Settings) -> int:
+    topic = Topics.from_settings(settings).recleans
+    return group_lag(settings.kafka_bootstrap, f"{settings.topic_prefix}-pipeline", topic)
 
 
 def measure(

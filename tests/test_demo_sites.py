@@ -23,16 +23,23 @@ import trafilatura
 
 import newsflow.demo
 from newsflow.demo._content import Edits, apply_edits, load_sites
+from newsflow.demo._routes import render_site, routes
 from newsflow.demo.sites import (
     EXPECTED,
     SITES,
     DemoServer,
     ExpectedArticle,
+    ExpectedBrief,
+    Newsroom,
+    Publishing,
     article_urls,
+    brief_urls,
+    listings,
     render,
     site,
     url,
 )
+from processors.clean import Extracted, extract
 
 ARTICLES = EXPECTED.articles
 SITES_DIR = Path(newsflow.demo.__file__).parent / "sites"
@@ -41,7 +48,7 @@ SITEMAP = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 NEWS = "{http://www.google.com/schemas/sitemap-news/0.9}"
 
 
-def article_id(article: ExpectedArticle) -> str:
+def article_id(article: ExpectedArticle | ExpectedBrief) -> str:
     return f"{article.site}{article.path}"
 
 
@@ -473,3 +480,229 @@ def test_live_sites_publish_one_article_at_a_time() -> None:
         assert status == 200
         # Dated when released, in the page as in the feed.
         assert first_at.isoformat().encode() in body
+
+
+# -- briefs: short articles served only as flattened text, template and all ----------------
+
+BRIEFS = EXPECTED.briefs
+TEXT = "text/plain; charset=utf-8"
+
+
+def brief_body(brief: ExpectedBrief) -> str:
+    found = render(brief.site, brief.path)
+    assert found is not None
+    return found[2].decode("utf-8")
+
+
+def extracted_brief(brief: ExpectedBrief) -> Extracted:
+    found = extract(brief_body(brief).encode(), site(brief.site).config.origin + brief.path, TEXT)
+    assert isinstance(found, Extracted), found
+    return found
+
+
+def own_text(brief: ExpectedBrief) -> tuple[str, ...]:
+    return (brief.headline, brief.standfirst, brief.caption, *brief.paragraphs)
+
+
+def test_each_site_has_six_short_briefs_by_two_or_three_authors() -> None:
+    for demo in SITES:
+        briefs = [b for b in BRIEFS if b.site == demo.key]
+        assert len(briefs) == len(demo.briefs) == 6, demo.key
+        authors = Counter(b.author for b in briefs)
+        assert 2 <= len(authors) <= 3 and min(authors.values()) >= 2, authors
+        edited = [b for b in briefs if not b.exact_repeats]
+        assert len(edited) >= 2, f"{demo.key}: fewer than two briefs edit the lead's copy"
+        for brief in briefs:
+            assert 2 <= len(brief.paragraphs) <= 4, article_id(brief)
+            assert 250 <= sum(len(p) for p in brief.paragraphs) <= 600, article_id(brief)
+            assert brief.lang == demo.config.lang
+
+
+def test_no_two_briefs_of_a_site_share_their_own_text() -> None:
+    for demo in SITES:
+        texts = [t for b in BRIEFS if b.site == demo.key for t in own_text(b)]
+        repeated = [t for t, n in Counter(texts).items() if n > 1]
+        assert not repeated, f"{demo.key}: {repeated}"
+    # Nor with an article of the site: a brief is a story of its own.
+    for brief in BRIEFS:
+        articles = [a for a in ARTICLES if a.site == brief.site]
+        assert not set(own_text(brief)) & {t for a in articles for t in a.paragraphs}
+
+
+def test_brief_entities_are_in_the_text() -> None:
+    for brief in BRIEFS:
+        text = " ".join([brief.headline, brief.standfirst, *brief.paragraphs])
+        for name in brief.entities.all():
+            assert name in text, f"{article_id(brief)}: {name!r} is not in the text"
+
+
+def test_every_brief_is_served_as_text_plain_and_never_as_html(server: DemoServer) -> None:
+    addresses = brief_urls(server)
+    assert len(addresses) == len(set(addresses)) == len(BRIEFS) == 18
+    for address in addresses:
+        status, content_type, body = fetch(address)
+        assert (status, content_type) == (200, TEXT), address
+        assert not body.lstrip().startswith(b"<"), address
+    for demo in SITES:
+        html = [
+            body(demo.config.origin).decode()
+            for content_type, body in routes(demo.key).values()
+            if content_type.startswith("text/html")
+        ]
+        for brief in (b for b in BRIEFS if b.site == demo.key):
+            assert not any(brief.paragraphs[0] in page for page in html), article_id(brief)
+
+
+def test_briefs_have_their_own_feed_and_are_in_the_sitemap(server: DemoServer) -> None:
+    from ingest.feeds import Feed, parse_feed
+
+    for demo in SITES:
+        briefs = {url(server, b.site, b.path): b for b in BRIEFS if b.site == demo.key}
+        (page,) = [p for p in EXPECTED.pages if p.site == demo.key and p.kind == "briefs-feed"]
+        address = url(server, demo.key, page.path)
+        # Declared where the demo's ingest looks (newsflow demo polls these feeds).
+        assert address in listings(server)[demo.key]["feeds"]
+        status, headers, body = get(address)
+        assert (status, headers["Content-Type"]) == (200, page.content_type)
+        newest = max(b.published for b in briefs.values())
+        assert parsedate_to_datetime(headers["Last-Modified"]) == newest
+        feed = parse_feed(body, address, page.content_type)
+        assert isinstance(feed, Feed)
+        assert Counter(e.url for e in feed.entries) == Counter(set(briefs))
+        for entry in feed.entries:
+            brief = briefs[entry.url]
+            assert (entry.title, entry.published_at) == (brief.headline, brief.published)
+        root = ET.fromstring(fetch(url(server, demo.key, demo.config.sitemap))[2])
+        dates = {
+            e.findtext(f"{SITEMAP}loc"): e.findtext(f"{SITEMAP}lastmod")
+            for e in root.iter(f"{SITEMAP}url")
+        }
+        for address, brief in briefs.items():
+            assert datetime.fromisoformat(dates[address] or "") == brief.published
+    # The main feeds list articles only: briefs are not announced twice.
+    for _, links, _ in itertools.chain(*(feed_entries(server, s.key) for s in SITES)):
+        assert not set(links) & set(brief_urls(server))
+
+
+@pytest.mark.parametrize("brief", BRIEFS, ids=article_id)
+def test_brief_text_is_the_brief_inside_the_sites_template(brief: ExpectedBrief) -> None:
+    text = brief_body(brief)
+    lines = Counter(text.splitlines())
+    assert text.splitlines()[0] == brief.headline
+    assert lines[brief.standfirst] == 1
+    assert (lines[brief.caption], lines[brief.credited_caption]) == (2, 1)
+    assert brief.credited_caption.startswith(brief.caption + " Photo: ")
+    assert lines[brief.byline] == 1 and brief.author in brief.byline
+    lead, *rest = brief.paragraphs
+    if brief.exact_repeats:
+        assert lines[lead] == 2
+    else:
+        (shorter,) = [p for p in brief.near_repeats if p != brief.caption]
+        assert (lines[shorter], lines[lead]) == (1, 1)
+        # A near repeat: the shorter form's word triples are almost all in the fuller one.
+        short, full = shingles((shorter,)), shingles((lead,))
+        assert len(shorter) < len(lead) and len(short & full) >= 0.8 * len(short)
+    assert all(lines[p] == 1 for p in rest)
+    template = site(brief.site).brief_template
+    assert lines[template.comments_heading] == 3
+    assert all(lines[line] == 1 for line in template.comments)
+    assert lines[template.bios[brief.author]] == 1
+    # The "more from" block: headline, standfirst and caption of exactly three other briefs.
+    others = [b for b in BRIEFS if b.site == brief.site and b != brief]
+    teased = [b for b in others if lines[b.headline]]
+    assert len(teased) == 3
+    assert all(lines[b.standfirst] == lines[b.caption] == 1 for b in teased)
+    assert {b.path for b in teased} == set(brief.teased)
+
+
+@pytest.mark.parametrize("brief", BRIEFS, ids=article_id)
+def test_extraction_reads_a_brief_as_one_paragraph_per_line(brief: ExpectedBrief) -> None:
+    found = extracted_brief(brief)
+    assert found.title == brief.headline
+    for paragraph in brief.paragraphs:
+        assert paragraph in found.paragraphs, paragraph
+    # Every paragraph is accounted for once: own text, byline, or template by its rule.
+    accounted = [
+        brief.standfirst,
+        brief.credited_caption,
+        brief.byline,
+        *brief.paragraphs,
+        *brief.template,
+    ]
+    assert Counter(found.paragraphs) == Counter(accounted)
+    # The widget's heading over each of its lines: never two headings in a row.
+    template = site(brief.site).brief_template
+    at = [i for i, p in enumerate(found.paragraphs) if p == template.comments_heading]
+    assert [found.paragraphs[i + 1] for i in at] == list(template.comments)
+
+
+@pytest.mark.parametrize("brief", BRIEFS, ids=article_id)
+def test_a_briefs_template_is_much_longer_than_its_own_body(brief: ExpectedBrief) -> None:
+    paragraphs = list(extracted_brief(brief).paragraphs)
+    for own in (brief.standfirst, *brief.paragraphs):
+        paragraphs.remove(own)
+    body = sum(len(p) for p in brief.paragraphs)
+    assert sum(len(p) for p in paragraphs) > 2 * body
+
+
+def test_brief_template_lines_recur_across_the_sites_briefs() -> None:
+    for demo in SITES:
+        briefs = [b for b in BRIEFS if b.site == demo.key]
+        bios = set(demo.brief_template.bios.values())
+        for line in {line for b in briefs for line in b.site_template}:
+            holders = sum(line in b.site_template for b in briefs)
+            assert holders >= (2 if line in bios else len(briefs)), line
+            assert len(line) >= 20, line  # long enough for a site-boilerplate rule
+        own = {t for b in briefs for t in own_text(b)}
+        for brief in briefs:
+            assert set(brief.teasers) <= own - set(own_text(brief))
+            assert len(brief.teasers) == 9
+            assert set(brief.short_repeats) == {demo.brief_template.comments_heading}
+
+
+def test_live_sites_publish_briefs_one_at_a_time() -> None:
+    start = datetime.now().astimezone()
+    newsroom = Newsroom(Publishing(every=10, initial=2), ["courier", "ledger"], start)
+    schedule = newsroom.brief_schedule()
+    assert len(schedule) == 2 * (6 - 2)
+    article_times = {at for _, _, at in newsroom.schedule()}
+    assert not article_times & {at for _, _, at in schedule}
+    assert newsroom.end >= max(at for _, _, at in schedule)
+    key, path, at = next(s for s in schedule if s[0] == "courier")
+    before, after = newsroom.site(key, start), newsroom.site(key, at)
+    assert len(before.briefs) == 2 and len(after.briefs) == 3
+    assert render_site(before, path) is None
+    released = render_site(after, path)
+    assert released is not None and released[1] == TEXT
+    feed = render_site(after, after.brief_template.feed)
+    assert feed is not None
+    item = ET.fromstring(feed[2]).find("channel/item")  # the newest first
+    assert item is not None and item.findtext("link", "").endswith(path)
+    assert parsedate_to_datetime(item.findtext("pubDate", "")) == at.replace(microsecond=0)
+    assert after.briefs[0].path == path and after.briefs[0].published == at
+
+
+@pytest.fixture
+def sites_copy(tmp_path: Path) -> Path:
+    """All three sites' folders, to break in a test."""
+    root = tmp_path / "sites"
+    shutil.copytree(SITES_DIR, root)
+    return root
+
+
+def test_a_brief_must_name_an_author_with_a_bio(sites_copy: Path) -> None:
+    brief = next((sites_copy / "ledger" / "briefs").glob("*.yaml"))
+    text = brief.read_text()
+    brief.write_text(re.sub(r"(?m)^author: .*$", "author: Nobody Known", text))
+    with pytest.raises(ValueError, match="no bio"):
+        load_sites(sites_copy)
+
+
+def test_a_briefs_first_lead_copy_must_be_the_shorter(sites_copy: Path) -> None:
+    brief = sites_copy / "courier" / "briefs" / "last-crane-leaves-pier-seven.yaml"
+    text = brief.read_text()
+    brief.write_text(text.replace("lead_first_copy: >-\n", "lead_first_copy: >-\n  Longer. "))
+    load_sites(sites_copy)  # still shorter: fine
+    brief.write_text(text.replace("on Thursday afternoon.\n", "on Thursday afternoon. " * 9 + "\n"))
+    with pytest.raises(ValueError, match="shorter form"):
+        load_sites(sites_copy)

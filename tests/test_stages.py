@@ -52,7 +52,7 @@ def run_site(
         found = extract(p, OPTIONS)
         assert isinstance(found, clean.Extracted)
         note_site(tables[0], 0, p.site)
-        removed.append(deduplicate(p, found, *tables, OPTIONS).removed.boilerplate)
+        removed.append(deduplicate(p, found, *tables, OPTIONS).article.removed.boilerplate)
     return removed
 
 
@@ -133,7 +133,7 @@ def test_every_output_carries_the_page_origin_to_the_index() -> None:
     p = page(first.site, first.path, T0)
     found = extract(p, OPTIONS, origin=origin)
     assert isinstance(found, clean.Extracted)
-    article = deduplicate(p, found, {}, {}, OPTIONS, origin=origin)
+    article = deduplicate(p, found, {}, {}, OPTIONS, origin=origin).article
     assert article.origin == origin
     stories: dict[str, Any] = {}
     assert cluster(article, stories, OPTIONS).origin == origin
@@ -141,7 +141,7 @@ def test_every_output_carries_the_page_origin_to_the_index() -> None:
     enriched = skip_enrichment(again)  # an exact duplicate: indexed without NER
     assert enriched is not None and enriched.origin == origin
     assert index.document(enriched)["origin"] == {"schema_version": 1, "partition": 1, "offset": 42}
-    assert deduplicate(p, found, {}, {}, OPTIONS).origin is None  # callers that pass none
+    assert deduplicate(p, found, {}, {}, OPTIONS).article.origin is None  # callers that pass none
 
 
 # -- the length check after dedup --------------------------------------------------------
@@ -201,18 +201,18 @@ def test_a_stub_long_only_through_its_template_is_filtered_after_dedup() -> None
     for n in range(5):
         found = extract(_plain_page(n, own[n]), OPTIONS)
         assert isinstance(found, clean.Extracted)
-        article = deduplicate(_plain_page(n, own[n]), found, *tables, OPTIONS)
+        article = deduplicate(_plain_page(n, own[n]), found, *tables, OPTIONS).article
         assert too_short_after_dedup(article, OPTIONS) is None  # real articles stay
     stub = _plain_page(9, ["Watch the video of the storm."])
     found = extract(stub, OPTIONS)
     assert isinstance(found, clean.Extracted)  # long enough with its template
-    article = deduplicate(stub, found, *tables, OPTIONS)
+    article = deduplicate(stub, found, *tables, OPTIONS).article
     assert article.removed.boilerplate == len(_TEMPLATE)
     filtered = too_short_after_dedup(article, OPTIONS)
     assert isinstance(filtered, Filtered) and filtered.reason == "too-short"
     assert "3 boilerplate" in filtered.detail and filtered.article_id == stub.article_id
     # A page nothing was taken from is judged by the first check alone.
-    fresh = deduplicate(stub, found, {}, {}, OPTIONS)
+    fresh = deduplicate(stub, found, {}, {}, OPTIONS).article
     assert fresh.removed.boilerplate == 0 and too_short_after_dedup(fresh, OPTIONS) is None
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from newsflow.records import Article, RawPage, Source, SourceKind
+from newsflow.records import Article, RawPage, Reclean, Source, SourceKind
 from processors import clean
 from processors.paragraphs import normalize
 from processors.stages import PipelineOptions, cluster, deduplicate, extract
@@ -108,11 +108,14 @@ class Pipeline:
         self.boilerplate: dict[str, Any] = {}
         self.stories: dict[str, Any] = {}
         self.site_story: dict[str, str] = {}  # article id -> its story in the site stage
+        self.recleans: list[Reclean] = []
 
     def run(self, page: RawPage) -> Article:
         found = extract(page, OPTIONS)
         assert isinstance(found, clean.Extracted), found
-        article = deduplicate(page, found, self.site_stories, self.boilerplate, OPTIONS)
+        cleaned = deduplicate(page, found, self.site_stories, self.boilerplate, OPTIONS)
+        article = cleaned.article
+        self.recleans += cleaned.recleans
         self.site_story[article.article_id] = article.cluster_id
         return cluster(article, self.stories, OPTIONS)
 

@@ -215,7 +215,7 @@ def test_the_producer_buffer_holds_a_burst_of_articles_table_writes(tmp_path: Pa
         found = stages.extract(page, OPTIONS)
         assert isinstance(found, clean.Extracted)
         stages.note_site(site_stories, 0, page.site)
-        article = stages.deduplicate(page, found, site_stories, boilerplate, OPTIONS)
+        article = stages.deduplicate(page, found, site_stories, boilerplate, OPTIONS).article
         stages.cluster(article, story_table, OPTIONS)
         per_article.append(site_stories.writes + boilerplate.writes + story_table.writes - before)
     # One key per LSH band in each of the two story tables: far above Faust's 100 for a

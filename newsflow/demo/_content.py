@@ -5,6 +5,10 @@ boilerplate of each language edition), ``page.html`` and ``article.html`` (the s
 templates) and ``articles/*.yaml``, one file per article. A syndicated copy does not repeat
 the original's text: it names it (``syndicated_from: site/slug``) and lists its edits, so
 the differences between copies are written down in one place.
+
+A site may also have a section of briefs (``briefs/*.yaml``, with the template strings
+around them under ``briefs:`` in ``site.yaml``): short articles served only as the plain
+text a crawler stores when it flattens a page, the whole site template inside.
 """
 
 from __future__ import annotations
@@ -104,6 +108,41 @@ class Page:
 
 
 @dataclass(frozen=True, config=_FILE)
+class BriefsConfig:
+    """The ``briefs:`` key of a ``site.yaml``: the section of briefs and the template a
+    crawler's flattening of their pages keeps around each brief's own text."""
+
+    section: str  # the section's name, as the "read more" line gives it
+    description: str  # of the section's feed
+    path: str  # str.format pattern: {slug} {lang} {yyyy} {mm} {dd}
+    feed: str  # the section's own feed (the site's main feeds list articles only)
+    feed_format: Literal["rss", "atom"]
+    comments_heading: str  # the comment widget's heading, printed over each line below
+    comments: tuple[str, str, str]
+    bios: Mapping[str, str]  # author -> the author box under their briefs
+    photographers: Mapping[str, str]  # key -> "Name Surname/Agency"
+    credit: str = "Photo: {photographer}"  # appended to the caption's third printing
+    read_more: str = "Read More On {section}"
+    more_from: str = "More from {site}"  # heading of the teasers of three other briefs
+
+
+@dataclass(frozen=True, config=_FILE)
+class BriefFile:
+    """One ``briefs/<slug>.yaml``."""
+
+    headline: str
+    standfirst: str
+    author: str  # a key of the site's ``briefs.bios``
+    published: AwareDatetime
+    caption: str
+    photographer: str  # a key of the site's ``briefs.photographers``
+    lead: str  # the lead's fuller form: its second printing
+    body: tuple[str, ...]  # the rest, after the lead
+    entities: Entities
+    lead_first_copy: str | None = None  # the lead's first printing, if shorter (an edit)
+
+
+@dataclass(frozen=True, config=_FILE)
 class SiteConfig:
     """One ``site.yaml``."""
 
@@ -125,6 +164,7 @@ class SiteConfig:
     plain_text: tuple[str, ...] = ()  # slugs also served flattened, at /text/<slug>.txt
     newsletter_inline_after: int | None = None  # paragraph the pitch follows, in the body
     json_ld: bool = False
+    briefs: BriefsConfig | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,12 +195,42 @@ class Article:
 
 
 @dataclasses.dataclass(frozen=True)
+class Brief:
+    """A brief as its site publishes it. Its own text: headline, standfirst, caption,
+    ``paragraphs``; the rest of its page is template."""
+
+    site: str
+    slug: str
+    path: str
+    lang: str
+    headline: str
+    standfirst: str
+    author: str
+    published: datetime
+    caption: str
+    credited_caption: str  # the caption with the photographer's credit appended
+    lead: str  # the fuller form, printed second
+    lead_first_copy: str  # printed first: the lead itself, or a shorter form of it
+    body: tuple[str, ...]  # after the lead
+    entities: Entities
+
+    @property
+    def paragraphs(self) -> tuple[str, ...]:
+        return (self.lead, *self.body)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.site}/{self.slug}"
+
+
+@dataclasses.dataclass(frozen=True)
 class DemoSite:
     key: str
     config: SiteConfig
     articles: tuple[Article, ...]  # newest first
     page_template: Template
     article_template: Template
+    briefs: tuple[Brief, ...] = ()  # newest first
 
     @property
     def name(self) -> str:
@@ -172,9 +242,16 @@ class DemoSite:
     def chrome(self, lang: str) -> Chrome:
         return self.config.chrome[lang]
 
+    @property
+    def brief_template(self) -> BriefsConfig:
+        if self.config.briefs is None:
+            raise ValueError(f"{self.key} has no briefs section")
+        return self.config.briefs
+
 
 _SITE = TypeAdapter(SiteConfig)
 _ARTICLE = TypeAdapter(ArticleFile)
+_BRIEF = TypeAdapter(BriefFile)
 
 
 # libyaml's loader where PyYAML was built with it: several times faster at import time.
@@ -209,6 +286,7 @@ def load_sites(root: Traversable | None = None) -> tuple[DemoSite, ...]:
             articles=_newest_first(a for a in articles if a.site == d.name),
             page_template=Template((d / "page.html").read_text(encoding="utf-8")),
             article_template=Template((d / "article.html").read_text(encoding="utf-8")),
+            briefs=_read_briefs(d, configs[d.name]),
         )
         for d in folders
     )
@@ -315,3 +393,56 @@ def apply_edits(body: tuple[str, ...], edits: Edits, ref: str) -> tuple[str, ...
         if index in edits.insert_after:
             out.append(edits.insert_after[index])
     return tuple(out)
+
+
+# -- briefs ------------------------------------------------------------------------------
+
+
+def _read_briefs(folder: Traversable, config: SiteConfig) -> tuple[Brief, ...]:
+    """The site's briefs, newest first; none without a ``briefs:`` key and folder."""
+    files = folder / "briefs"
+    if not files.is_dir():
+        return ()
+    if config.briefs is None:
+        raise ValueError(f"{folder.name}: briefs/ but no briefs: key in site.yaml")
+    found = sorted((f for f in files.iterdir() if f.name.endswith(".yaml")), key=lambda f: f.name)
+    briefs = (
+        _brief(folder.name, f.name.removesuffix(".yaml"), _BRIEF.validate_python(_yaml(f)), config)
+        for f in found
+    )
+    return tuple(sorted(briefs, key=lambda b: (b.published, b.slug), reverse=True))
+
+
+def _brief(site: str, slug: str, data: BriefFile, config: SiteConfig) -> Brief:
+    assert config.briefs is not None
+    template = config.briefs
+    ref = f"{site}/{slug}"
+    if data.author not in template.bios:
+        raise ValueError(f"{ref}: author {data.author!r} has no bio in site.yaml")
+    if data.photographer not in template.photographers:
+        raise ValueError(f"{ref}: unknown photographer {data.photographer!r}")
+    if not 1 <= len(data.body) <= 3:
+        raise ValueError(f"{ref}: a brief has 1 to 3 paragraphs after its lead")
+    first = data.lead_first_copy
+    if first is not None and (first == data.lead or len(first) >= len(data.lead)):
+        raise ValueError(f"{ref}: lead_first_copy must be a shorter form of the lead")
+    day, lang = data.published, config.lang
+    credit = template.credit.format(photographer=template.photographers[data.photographer])
+    return Brief(
+        site=site,
+        slug=slug,
+        path=template.path.format(
+            slug=slug, lang=lang, yyyy=f"{day.year:04d}", mm=f"{day.month:02d}", dd=f"{day.day:02d}"
+        ),
+        lang=lang,
+        headline=data.headline,
+        standfirst=data.standfirst,
+        author=data.author,
+        published=data.published,
+        caption=data.caption,
+        credited_caption=f"{data.caption} {credit}",
+        lead=data.lead,
+        lead_first_copy=first or data.lead,
+        body=data.body,
+        entities=data.entities,
+    )

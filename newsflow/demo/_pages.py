@@ -8,9 +8,14 @@ site. Text from the content files is HTML-escaped here, where it meets markup.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from datetime import datetime
 from html import escape
+from typing import TypeVar
 
-from newsflow.demo._content import Article, Chrome, DemoSite, Page
+from newsflow.demo._content import Article, Brief, Chrome, DemoSite, Page
+
+_Item = TypeVar("_Item", Article, Brief)
 
 
 def _p(text: str, cls: str = "") -> str:
@@ -24,8 +29,7 @@ def _links(pairs: list[tuple[str, str]]) -> str:
     )
 
 
-def human_date(article: Article, chrome: Chrome) -> str:
-    when = article.published
+def human_date(when: datetime, chrome: Chrome) -> str:
     return chrome.date_format.format(
         day=when.day,
         month=chrome.months[when.month - 1],
@@ -113,10 +117,14 @@ def _body(site: DemoSite, article: Article) -> str:
 def related(site: DemoSite, article: Article, count: int = 3) -> tuple[Article, ...]:
     """The next articles of the same edition, wrapping round: the same few headlines
     recur on many pages, as a real "related" block's do."""
-    same = [a for a in site.articles if a.lang == article.lang]
-    start = same.index(article)
-    steps = range(1, min(count, len(same) - 1) + 1)
-    return tuple(same[(start + step) % len(same)] for step in steps)
+    return _following([a for a in site.articles if a.lang == article.lang], article, count)
+
+
+def _following(items: Sequence[_Item], item: _Item, count: int) -> tuple[_Item, ...]:
+    """The ``count`` items after ``item``, wrapping round, never ``item`` itself."""
+    start = items.index(item)
+    steps = range(1, min(count, len(items) - 1) + 1)
+    return tuple(items[(start + step) % len(items)] for step in steps)
 
 
 def article_page(site: DemoSite, article: Article, base_url: str) -> str:
@@ -128,7 +136,7 @@ def article_page(site: DemoSite, article: Article, base_url: str) -> str:
         byline=escape(f"{chrome.byline_prefix} {article.author}"),
         author=escape(article.author),
         published_iso=article.published.isoformat(),
-        published_human=escape(human_date(article, chrome)),
+        published_human=escape(human_date(article.published, chrome)),
         section_label=escape(site.config.sections[article.section]),
         section_url=escape(section_path(site, article.section)),
         image_src=escape(article.image.src),
@@ -193,7 +201,7 @@ def plain_text(site: DemoSite, article: Article) -> str:
     """The article as a crawler that flattens HTML to text would store it: caption and
     lead twice (figure and pull-quote), the comment widget and a "more from" block kept."""
     chrome = site.chrome(article.lang)
-    byline = f"{chrome.byline_prefix} {article.author} | {human_date(article, chrome)}"
+    byline = f"{chrome.byline_prefix} {article.author} | {human_date(article.published, chrome)}"
     more = [chrome.more_from.format(site=site.name), *(a.headline for a in related(site, article))]
     blocks = [
         article.headline,
@@ -204,6 +212,47 @@ def plain_text(site: DemoSite, article: Article) -> str:
         article.paragraphs[0],
         *article.paragraphs,
         *chrome.comments,
+        "\n".join(more),
+    ]
+    return "\n\n".join(blocks) + "\n"
+
+
+def teased(site: DemoSite, brief: Brief, count: int = 3) -> tuple[Brief, ...]:
+    """The briefs in a brief's "more from" block: the next ones, wrapping round."""
+    return _following(site.briefs, brief, count)
+
+
+def brief_byline(site: DemoSite, brief: Brief) -> str:
+    chrome = site.chrome(brief.lang)
+    return f"{chrome.byline_prefix} {brief.author} | {human_date(brief.published, chrome)}"
+
+
+def brief_text(site: DemoSite, brief: Brief) -> str:
+    """A brief as a crawler that flattens HTML stores it, the whole template kept: the
+    caption three times (figure, lightbox, credited), the lead twice (the second copy
+    sometimes edited), the comment widget's heading over each of its three lines, the
+    author's bio, a "read more" line and teasers of three other briefs.
+
+    Every paragraph is one line; lines of one block never read as wrapped prose.
+    """
+    template = site.brief_template
+    heading = template.comments_heading
+    widget = [f"{heading}\n{line}" for line in template.comments]
+    more = [template.more_from.format(site=site.name)]
+    for other in teased(site, brief):
+        more += [other.headline, other.standfirst, other.caption]
+    blocks = [
+        brief.headline,
+        brief.standfirst,
+        brief.caption,
+        brief.caption,
+        brief.credited_caption,
+        brief_byline(site, brief),
+        brief.lead_first_copy,
+        *brief.paragraphs,
+        *widget,
+        template.bios[brief.author],
+        template.read_more.format(section=template.section),
         "\n".join(more),
     ]
     return "\n\n".join(blocks) + "\n"

@@ -53,10 +53,29 @@ def plain_text_path(slug: str) -> str:
 
 
 def sitemap_pages(demo: DemoSite) -> dict[str, datetime | None]:
-    """Public HTML pages (robots.txt keeps crawlers out of private ones), with their date."""
+    """Public HTML pages (robots.txt keeps crawlers out of private ones) and the briefs,
+    with their date."""
     dated = {a.path: a.published for a in demo.articles}
     private = {p.path for p in demo.config.pages if p.kind == "private"}
-    return {path: dated.get(path) for path in html_pages(demo) if path not in private}
+    pages = {path: dated.get(path) for path in html_pages(demo) if path not in private}
+    return pages | {b.path: b.published for b in demo.briefs}
+
+
+def last_modified(demo: DemoSite, path: str) -> datetime | None:
+    """The newest date among what the feed or sitemap at ``path`` lists (its
+    Last-Modified), or None if ``path`` is not one or lists nothing."""
+    config = demo.config
+    articles = [a.published for a in demo.articles]
+    briefs = [b.published for b in demo.briefs]
+    listed = {config.rss: articles, config.atom: articles, config.news_sitemap: articles}
+    listed[config.sitemap] = articles + briefs
+    if config.briefs:
+        listed[config.briefs.feed] = briefs
+    return max(listed.get(path, []), default=None)
+
+
+def briefs_feed_type(demo: DemoSite) -> str:
+    return ATOM if demo.brief_template.feed_format == "atom" else RSS
 
 
 def _same_for_any_base(body: bytes, base_url: str) -> bytes:
@@ -78,6 +97,9 @@ def site_routes(demo: DemoSite) -> dict[str, tuple[str, Body]]:
     for slug in (s for s in config.plain_text if s in published):
         text = _pages.plain_text(demo, demo.article(slug)).encode("utf-8")
         table[plain_text_path(slug)] = (TEXT, functools.partial(_same_for_any_base, text))
+    for brief in demo.briefs:
+        text = _pages.brief_text(demo, brief).encode("utf-8")
+        table[brief.path] = (TEXT, functools.partial(_same_for_any_base, text))
     table["/robots.txt"] = (TEXT, functools.partial(_feeds.robots, demo))
     pages = sitemap_pages(demo)
     table[config.sitemap] = (XML, functools.partial(_feeds.sitemap, demo, pages=pages))
@@ -87,6 +109,9 @@ def site_routes(demo: DemoSite) -> dict[str, tuple[str, Body]]:
         table[config.rss] = (RSS, functools.partial(_feeds.rss, demo))
     if config.atom:
         table[config.atom] = (ATOM, functools.partial(_feeds.atom, demo))
+    if config.briefs and demo.briefs:
+        body = functools.partial(_feeds.briefs_feed, demo)
+        table[config.briefs.feed] = (briefs_feed_type(demo), body)
     return table
 
 

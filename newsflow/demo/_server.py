@@ -24,11 +24,21 @@ from typing import Self
 from urllib.parse import urlsplit
 
 from newsflow.demo._live import Newsroom, Publishing
-from newsflow.demo._routes import ATOM, HTML, RSS, SITES, XML, render, render_site, site
+from newsflow.demo._routes import (
+    ATOM,
+    HTML,
+    RSS,
+    SITES,
+    XML,
+    last_modified,
+    render,
+    render_site,
+    site,
+)
 
 log = logging.getLogger(__name__)
 
-LISTINGS = frozenset({RSS, ATOM, XML})  # their Last-Modified: the newest article's date
+LISTINGS = frozenset({RSS, ATOM, XML})  # their Last-Modified: the newest entry's date
 
 
 @dataclass(frozen=True)
@@ -85,8 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {"Content-Type": content_type}
         if status == HTTPStatus.OK:
             headers["ETag"] = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-            if content_type in LISTINGS and demo.articles:
-                newest = max(a.published for a in demo.articles)
+            newest = last_modified(demo, path) if content_type in LISTINGS else None
+            if newest is not None:
                 headers["Last-Modified"] = format_datetime(newest.astimezone(UTC), usegmt=True)
             asked = (self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since"))
             if _not_modified(*asked, headers):

@@ -10,6 +10,12 @@
 
 Each site repeats navigation, footer, a newsletter pitch, a comment widget and related
 links across its pages; some pages repeat a paragraph (a pull-quote, a broken template).
+Each also has a section of six briefs, short articles served only as text/plain, flattened
+the way a crawler stores a page: the site's template (captions printed three times, the
+lead twice, a comment widget, an author bio, teasers of other briefs) is longer than the
+brief's own text. They have a feed of their own (``briefs-feed`` in ``EXPECTED.pages``,
+which ``listings`` declares) and are in the sitemap; ``EXPECTED.briefs`` says which line
+of each should go by which rule.
 ``EXPECTED`` says what the pipeline should make of all this::
 
     with DemoServer() as server:
@@ -22,12 +28,13 @@ while watched: each starts with a few articles and publishes the rest one by one
 
 from __future__ import annotations
 
-from newsflow.demo._content import Article, DemoSite, Entities
+from newsflow.demo._content import Article, Brief, DemoSite, Entities
 from newsflow.demo._expected import (
     EXPECTED,
     Boilerplate,
     Expected,
     ExpectedArticle,
+    ExpectedBrief,
     ExpectedPage,
 )
 from newsflow.demo._live import Newsroom, Publishing
@@ -39,16 +46,19 @@ __all__ = [
     "SITES",
     "Article",
     "Boilerplate",
+    "Brief",
     "DemoServer",
     "DemoSite",
     "Entities",
     "Expected",
     "ExpectedArticle",
+    "ExpectedBrief",
     "ExpectedPage",
     "Newsroom",
     "Publishing",
     "Request",
     "article_urls",
+    "brief_urls",
     "listings",
     "render",
     "site",
@@ -74,11 +84,22 @@ def article_urls(server: DemoServer, *, plain_text: bool = False) -> list[str]:
     return urls
 
 
-LISTING_KINDS = {"rss": "feeds", "atom": "feeds", "news-sitemap": "sitemaps", "sitemap": "sitemaps"}
+def brief_urls(server: DemoServer) -> list[str]:
+    """Every brief ``server`` serves (text/plain), newest first within each site."""
+    return [url(server, b.site, b.path) for b in EXPECTED.briefs if b.site in server.site_keys]
+
+
+LISTING_KINDS = {
+    "rss": "feeds",
+    "atom": "feeds",
+    "briefs-feed": "feeds",
+    "news-sitemap": "sitemaps",
+    "sitemap": "sitemaps",
+}
 
 
 def listings(
-    server: DemoServer, kinds: tuple[str, ...] = ("rss", "atom", "news-sitemap")
+    server: DemoServer, kinds: tuple[str, ...] = ("rss", "atom", "briefs-feed", "news-sitemap")
 ) -> dict[str, dict[str, list[str]]]:
     """What a sources file would declare for the served sites: per site key, its
     ``feeds`` and ``sitemaps`` URLs of the given page kinds (see ``EXPECTED.pages``)."""

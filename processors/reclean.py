@@ -1,0 +1,184 @@
+"""Cleaning indexed articles again, once their site's boilerplate or teasers are known.
+
+A site's boilerplate is learnt from its pages, so the first pages of a site are indexed
+with it; a "More from" block printed before the story it teases was seen is indexed too.
+The clean stage notices the moment this becomes known (processors.paragraphs:
+``newly_boilerplate``, ``teased_before``) and sends a ``Reclean`` request; the reclean
+agent finds the articles in Elasticsearch, removes the paragraphs with ``apply``, and
+re-indexes them under the same id. Entities found only in removed paragraphs go with
+them; the others keep their paragraphs, renumbered, and their counts less the mentions
+removed. Nothing is tagged again.
+
+``apply`` is pure; ``find`` reads Elasticsearch. Applying a request twice, or to an
+article already clean, changes nothing, so a request delivered twice is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch, NotFoundError
+
+from newsflow.records import EnrichedArticle, Entity, Reclean
+from processors import stories
+from processors.index import alias
+from processors.paragraphs import DEFAULT_POLICY, BoilerplatePolicy, normalize
+
+log = logging.getLogger(__name__)
+
+# Articles of a site looked for beyond those named: the pages of the stories named (a
+# story under several URLs) and pages the clean stage could not name.
+MAX_FOUND = 200
+
+
+def from_document(source: Mapping[str, Any]) -> EnrichedArticle:
+    """The article an index document was made from (processors.index.document): its text
+    is the paragraphs joined by blank lines, and paragraphs never hold a line break."""
+    text = source.get("text") or ""
+    return EnrichedArticle.model_validate(
+        {**source, "paragraphs": text.split("\n\n") if text else []}
+    )
+
+
+def apply(
+    article: EnrichedArticle, request: Reclean, policy: BoilerplatePolicy = DEFAULT_POLICY
+) -> EnrichedArticle | None:
+    """The article without the request's boilerplate and teaser, or None if it has none
+    of them (or would keep no paragraph at all: then it is left as it is)."""
+    norms = [normalize(p) for p in article.paragraphs]
+    drop = _to_drop(article, norms, request, policy)
+    if not drop or len(drop) == len(norms):
+        return None
+    kept = [p for i, p in enumerate(article.paragraphs) if i not in drop]
+    removed = article.removed.model_copy(
+        update={"retroactive": article.removed.retroactive + len(drop)}
+    )
+    return article.model_copy(
+        update={
+            "paragraphs": kept,
+            "removed": removed,
+            "text_hash": stories.text_hash(kept),
+            "entities": _entities(article, drop, kept),
+        }
+    )
+
+
+def _to_drop(
+    article: EnrichedArticle, norms: list[str], request: Reclean, policy: BoilerplatePolicy
+) -> set[int]:
+    boilerplate = {normalize(p) for p in request.boilerplate}
+    drop = {i for i, n in enumerate(norms) if n in boilerplate}
+    teaser = request.teaser
+    if teaser is None:
+        return drop
+    headline = normalize(teaser.headline)
+    if normalize(article.title or "") == headline:
+        return drop  # the story itself, or a copy of it
+    lines = set(teaser.lines)
+    for i, norm in enumerate(norms):
+        if norm != headline:
+            continue
+        drop.add(i)
+        for j in range(i + 1, min(len(norms), i + 1 + policy.teaser_lines)):
+            if norms[j] not in lines:
+                break
+            drop.add(j)
+    return drop
+
+
+def _entities(article: EnrichedArticle, drop: set[int], kept: list[str]) -> list[Entity]:
+    renumber: dict[int, int] = {}
+    for old in range(len(article.paragraphs)):
+        if old not in drop:
+            renumber[old] = len(renumber)
+    text = "\n\n".join(kept)
+    out = []
+    for entity in article.entities:
+        paragraphs = [renumber[i] for i in entity.paragraphs if i in renumber]
+        if not paragraphs:
+            continue
+        forms = _mention(entity)
+        gone = sum(
+            len(forms.findall(article.paragraphs[i])) for i in entity.paragraphs if i in drop
+        )
+        first = forms.search(text)
+        start = first.start() if first else _offset(kept, paragraphs[0])
+        count = max(len(paragraphs), entity.count - gone)
+        out.append(
+            entity.model_copy(
+                update={"paragraphs": paragraphs, "count": count, "first_offset": start}
+            )
+        )
+    return sorted(out, key=lambda e: (-e.count, e.first_offset))
+
+
+def _mention(entity: Entity) -> re.Pattern[str]:
+    # Longest form first, so "Ingrid Falk" is one mention, not also one of "Falk".
+    forms = sorted({entity.text, *entity.variants}, key=len, reverse=True)
+    return re.compile("|".join(rf"(?<!\w){re.escape(f)}(?!\w)" for f in forms if f))
+
+
+def _offset(paragraphs: Sequence[str], index: int) -> int:
+    return sum(len(p) + 2 for p in paragraphs[:index])
+
+
+async def find(
+    es: AsyncElasticsearch,
+    prefix: str,
+    request: Reclean,
+    wait_seconds: float,
+    *,
+    poll: float = 1.0,
+) -> list[EnrichedArticle]:
+    """The indexed articles the request may concern: those it names, once they are
+    indexed (they may still be on their way through the stages behind this one; after
+    ``wait_seconds`` the missing ones are taken as never to come: filtered, say), and
+    the articles of the site fetched before it that hold one of its paragraphs."""
+    wanted = set(request.articles)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        named = await _search(es, prefix, {"ids": {"values": sorted(wanted)}}, len(wanted))
+        missing = wanted - {a.article_id for a in named}
+        if not missing or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(poll)
+        poll = min(poll * 2, 10.0)
+    if missing:
+        log.info(
+            "re-cleaning %s: %d of the %d articles named are not indexed (filtered?): %s",
+            request.site,
+            len(missing),
+            len(wanted),
+            ", ".join(sorted(missing)),
+        )
+    phrases = [*request.boilerplate, *([request.teaser.headline] if request.teaser else [])]
+    query = {
+        "bool": {
+            "filter": [
+                {"term": {"site": request.site}},
+                {"range": {"fetched_at": {"lt": request.before.isoformat()}}},
+            ],
+            "should": [{"match_phrase": {"text": p}} for p in phrases],
+            "minimum_should_match": 1,
+        }
+    }
+    more = await _search(es, prefix, query, MAX_FOUND)
+    found = {a.article_id: a for a in [*named, *more]}
+    return [found[i] for i in sorted(found)]
+
+
+async def _search(
+    es: AsyncElasticsearch, prefix: str, query: dict[str, Any], size: int
+) -> list[EnrichedArticle]:
+    if size == 0:
+        return []
+    try:
+        resp = await es.search(index=alias(prefix), query=query, size=size)
+    except NotFoundError:  # nothing indexed yet: no alias
+        return []
+    return [from_document(hit["_source"]) for hit in resp["hits"]["hits"]]
