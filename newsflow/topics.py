@@ -223,7 +223,7 @@ def group_lag(
     from kafka import KafkaConsumer, TopicPartition
 
     with closing(_admin(bootstrap, client)) as admin:
-        committed = admin.list_consumer_group_offsets(group)
+        committed = admin.list_group_offsets({group: None}).get(group, {})
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, client_id="newsflow-lag", **(client or {})
     )

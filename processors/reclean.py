@@ -10,7 +10,9 @@ them; the others keep their paragraphs, renumbered, and their counts less the me
 removed. Nothing is tagged again.
 
 ``apply`` is pure; ``find`` reads Elasticsearch. Applying a request twice, or to an
-article already clean, changes nothing, so a request delivered twice is harmless.
+article already clean, changes nothing, so a request delivered twice is harmless. The
+requests of a site are keyed by it, so one worker takes them one after the other, each
+reading the articles as the one before left them.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, NotFoundError
+from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
 
 from newsflow.records import EnrichedArticle, Entity, Reclean
 from processors import stories
-from processors.index import alias
+from processors.index import RETRYABLE, alias
 from processors.paragraphs import DEFAULT_POLICY, BoilerplatePolicy, normalize
 
 log = logging.getLogger(__name__)
@@ -175,10 +177,38 @@ async def find(
 async def _search(
     es: AsyncElasticsearch, prefix: str, query: dict[str, Any], size: int
 ) -> list[EnrichedArticle]:
+    """The articles matching ``query``, each as it is now. A search sees the index as of
+    its last refresh, which may be before the last re-cleaning of an article; so the
+    search only finds them, and a get by id (real time) reads them: re-cleaning what a
+    search returned would put back what the previous request removed."""
     if size == 0:
         return []
     try:
-        resp = await es.search(index=alias(prefix), query=query, size=size)
+        resp = await _patiently(
+            lambda: es.search(index=alias(prefix), query=query, size=size, source=False)
+        )
     except NotFoundError:  # nothing indexed yet: no alias
         return []
-    return [from_document(hit["_source"]) for hit in resp["hits"]["hits"]]
+    docs = [{"_index": h["_index"], "_id": h["_id"]} for h in resp["hits"]["hits"]]
+    if not docs:
+        return []
+    found = await _patiently(lambda: es.mget(docs=docs, realtime=True))
+    return [from_document(d["_source"]) for d in found["docs"] if d.get("found")]
+
+
+async def _patiently(call: Callable[[], Awaitable[Any]], max_backoff: float = 30.0) -> Any:
+    """``call()``, again with backoff for as long as Elasticsearch is unreachable or answers
+    that it cannot now (processors.index.RETRYABLE), as the index stage does: a request is
+    done only once it could be looked at, so a stopped node pauses re-cleaning."""
+    delay = 0.5
+    while True:
+        try:
+            return await call()
+        except ApiError as err:
+            if err.status_code not in RETRYABLE:
+                raise
+            log.warning("Elasticsearch answered %s; re-cleaning waits", err)
+        except TransportError as err:
+            log.warning("Elasticsearch unavailable (%s); re-cleaning waits", type(err).__name__)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_backoff)
