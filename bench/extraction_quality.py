@@ -34,6 +34,8 @@ from pathlib import Path
 import trafilatura
 
 from processors.clean import CleanOptions, Extracted, Rejected, extract
+from processors.paragraphs import normalize
+from processors.repeats import dedup_in_page
 
 DEFAULT_DATA = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "extraction" / "trafilatura-eval"
@@ -219,12 +221,36 @@ def title_matches(found: str | None, gold: str | None) -> bool:
     return theirs in ours or difflib.SequenceMatcher(None, ours, theirs).ratio() >= 0.8
 
 
-def fundus_result(page: FundusPage) -> tuple[float, bool]:
-    """(paragraph recall, title matches) of newsflow on one golden page."""
+@dataclass(frozen=True)
+class FundusResult:
+    """Paragraph recall of the extraction, and the gold paragraphs it found that the
+    in-page repeat rules (processors.repeats) took away: none should be. For that, a
+    paragraph is compared without its edge punctuation, as the rules compare: "out
+    there." printed again as "out there" is one paragraph, whose first copy stays."""
+
+    recall: float
+    title_ok: bool
+    lost_to_repeats: tuple[str, ...]
+
+
+def fundus_result(page: FundusPage) -> FundusResult:
+    """What newsflow makes of one golden page."""
     result = extract(gzip.decompress(page.path.read_bytes()), page.url, "text/html")
     if isinstance(result, Rejected):
-        return 0.0, False
-    return paragraph_recall(result.text, page.paragraphs), title_matches(result.title, page.title)
+        return FundusResult(0.0, False, 0.0)
+    unique = dedup_in_page(result.paragraphs, result.kinds).paragraphs
+    before = compact(" ".join(normalize(p) for p in result.paragraphs))
+    after = compact(" ".join(normalize(p) for p in unique))
+    lost = tuple(
+        g
+        for g in page.paragraphs
+        if compact(normalize(g)) in before and compact(normalize(g)) not in after
+    )
+    return FundusResult(
+        paragraph_recall(result.text, page.paragraphs),
+        title_matches(result.title, page.title),
+        lost,
+    )
 
 
 def _progress(name: str) -> Callable[[int, int], None]:
@@ -276,14 +302,18 @@ def _print_fundus(pages: Sequence[FundusPage]) -> None:
     for done, page in enumerate(pages, start=1):
         results.append(fundus_result(page))
         report(done, len(pages))
-    recalls = sorted(recall for recall, _title in results)
+    recalls = sorted(r.recall for r in results)
     print(f"fundus pages: {len(pages)}")
     mean, median = sum(recalls) / len(recalls), recalls[len(recalls) // 2]
     print(f"paragraph recall: mean {mean:.4f}, median {median:.4f}")
     for threshold in (0.5, 0.7, 0.9):
         share = sum(r >= threshold for r in recalls) / len(recalls)
         print(f"  pages with recall >= {threshold}: {share:.1%}")
-    print(f"title matches gold: {sum(t for _r, t in results) / len(results):.1%}")
+    print(f"title matches gold: {sum(r.title_ok for r in results) / len(results):.1%}")
+    lost = [
+        p.name for p, r in zip(pages, results, strict=True) if r.recall_after_repeats < r.recall
+    ]
+    print(f"pages that lose a gold paragraph to in-page repeat rules: {len(lost)} {lost}")
 
 
 if __name__ == "__main__":

@@ -213,7 +213,7 @@ def _count_ids(es: Any, index: str, ids: set[str]) -> int:
     return int(es.count(index=index, query={"ids": {"values": sorted(ids)}})["count"])
 
 
-REMOVED = ("repeats", "short", "near", "boilerplate", "teasers")
+REMOVED = ("titles", "repeats", "short", "near", "boilerplate", "teasers")
 
 
 def _report(settings: Settings) -> None:
@@ -233,6 +233,7 @@ def _report(settings: Settings) -> None:
             size=0,
             aggs={
                 "boilerplate": {"sum": {"field": "removed.boilerplate"}},
+                "titles": {"sum": {"field": "removed.title_repeats"}},
                 "repeats": {"sum": {"field": "removed.in_page_repeats"}},
                 "short": {"sum": {"field": "removed.short_repeats"}},
                 "near": {"sum": {"field": "removed.near_repeats"}},
@@ -246,8 +247,9 @@ def _report(settings: Settings) -> None:
     kinds = {b["key"]: b["doc_count"] for b in stats["kinds"]["buckets"]}
     total = {name: int(stats[name]["value"]) for name in (*REMOVED, "retroactive")}
     click.echo(
-        f"dedup within pages: {total['repeats']} exact, {total['short']} short and "
-        f"{total['near']} near repeats removed\n"
+        f"dedup within pages: {total['titles']} titles printed again as the first "
+        f"paragraph, {total['repeats']} exact, {total['short']} short and {total['near']} "
+        "near repeats removed\n"
         f"dedup across a site: {total['boilerplate']} boilerplate paragraphs and "
         f"{total['teasers']} teasers of other articles removed; "
         f"{total['retroactive']} more from {stats['recleaned']['doc_count']} early articles, "

@@ -131,6 +131,7 @@ class Entity(Record):
 class Removed(Record):
     """What cleaning took out, so nothing leaves the text without a trace."""
 
+    title_repeats: int = Field(0, description="the title printed again as the first paragraph")
     in_page_repeats: int = Field(0, description="exact repeats within the page")
     short_repeats: int = Field(0, description="short headings or lines printed again")
     near_repeats: int = Field(0, description="paragraphs a fuller one of the page contains")

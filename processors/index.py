@@ -2,8 +2,9 @@
 
 Articles go to monthly indices ``<prefix>-articles-YYYY.MM`` (by publication date, else
 fetch date, so a replayed message always lands in the same index), all behind the alias
-``<prefix>-articles`` that searches and Kibana use. ``_id`` is the article_id: a replay
-overwrites instead of duplicating.
+``<prefix>-articles`` that searches and Kibana use. ``_id`` is the article_id, and the
+version is external (``version``): a replay neither duplicates a document nor brings back
+an older form of it.
 
 The mapping uses only what the minimal Elasticsearch distribution has (the standard
 analyzer, no ingest pipelines, no scripts), so it works on both the local stack and the
@@ -79,6 +80,7 @@ def template_body(prefix: str) -> dict[str, Any]:
         "ner_skipped": KEYWORD,
         "removed": {
             "properties": {
+                "title_repeats": {"type": "integer"},
                 "in_page_repeats": {"type": "integer"},
                 "short_repeats": {"type": "integer"},
                 "near_repeats": {"type": "integer"},
@@ -151,6 +153,7 @@ class Rejected:
 # behind a proxy that is (5xx), or too slow this time (408).
 RETRYABLE = {408, 429, 500, 502, 503, 504}
 TOO_LARGE = 413
+VERSION_CONFLICT = 409
 # Elasticsearch refuses a request larger than http.max_content_length (100 MB by default)
 # as a whole (413), and answers 429 to one over its indexing pressure limit (10% of the
 # heap: 80 MB on the test stack's 768 MB) every time it is sent. Pages of up to 5 MB of
@@ -212,8 +215,32 @@ async def write(
     return rejected
 
 
+def version(article: EnrichedArticle) -> int:
+    """The document's external version: its fetch time in milliseconds, and below that
+    how many paragraphs re-cleaning has removed from it (processors.reclean).
+
+    Elasticsearch keeps a write only if its version is higher than the document's, so a
+    message the index stage gets again after a crash (an older or the same version) never
+    puts back what a re-cleaning removed meanwhile, while a page fetched again later (a
+    live story updated) replaces its older version."""
+    fetched_ms = int(article.fetched_at.timestamp() * 1000)
+    return fetched_ms * RECLEAN_SLOTS + min(article.removed.retroactive, RECLEAN_SLOTS - 1)
+
+
+# Versions left between two fetches of a page for its re-cleanings (a re-cleaning
+# removes one paragraph at least).
+RECLEAN_SLOTS = 1000
+
+
 def _lines(prefix: str, article: EnrichedArticle) -> bytes:
-    action = {"index": {"_index": index_for(prefix, article), "_id": article.article_id}}
+    action = {
+        "index": {
+            "_index": index_for(prefix, article),
+            "_id": article.article_id,
+            "version": version(article),
+            "version_type": "external",
+        }
+    }
     return b"%s\n%s\n" % (_json(action), _json(document(article)))
 
 
@@ -307,6 +334,8 @@ async def _attempt(
     for op, item in zip(operations, resp["items"], strict=True):
         info = item["index"]
         status = int(info.get("status", 500))
+        if status == VERSION_CONFLICT:
+            continue  # the index holds this version or a newer one: done
         if status in RETRYABLE:
             retry.append(op)
         elif status >= 300:

@@ -84,24 +84,29 @@ class InPage:
 
     paragraphs: list[str]
     kinds: list[Kind]
+    title: list[str] = field(default_factory=list)
     exact: list[str] = field(default_factory=list)
     short: list[str] = field(default_factory=list)
     near: list[str] = field(default_factory=list)
 
     @property
     def removed(self) -> int:
-        return len(self.exact) + len(self.short) + len(self.near)
+        return len(self.title) + len(self.exact) + len(self.short) + len(self.near)
 
 
 def dedup_in_page(
     paragraphs: Sequence[str],
     kinds: Sequence[Kind] | None = None,
     policy: RepeatPolicy = DEFAULT_POLICY,
+    title: str | None = None,
 ) -> InPage:
-    """The paragraphs with exact, short and near repeats removed.
+    """The paragraphs with the title's copy, exact, short and near repeats removed.
 
     ``kinds`` gives each paragraph's kind; without it every paragraph is "other", which
     keeps the exact-repeat rule alone (what a caller that knows nothing of the page gets).
+    ``title``: the article's title. A first paragraph that is the title printed as the
+    headline of the text goes: the article has it as its title, and in the text it runs
+    into the standfirst ("...new shift rules Container traffic at...") in every snippet.
     """
     if kinds is None:
         kinds = ["other"] * len(paragraphs)
@@ -109,12 +114,17 @@ def dedup_in_page(
         raise ValueError("one kind per paragraph")
     keep = [True] * len(paragraphs)
     norms = [normalize(p) for p in paragraphs]
+    headline = []
+    if title and norms and kinds[0] in PROSE and norms[0] == normalize(title):
+        keep[0] = False
+        headline = [0]
     exact, short = _exact_and_short(norms, kinds, keep, policy)
     near = _near(norms, kinds, keep, policy)
     kept = [i for i, k in enumerate(keep) if k]
     return InPage(
         paragraphs=[paragraphs[i] for i in kept],
         kinds=[kinds[i] for i in kept],
+        title=[paragraphs[i] for i in headline],
         exact=[paragraphs[i] for i in exact],
         short=[paragraphs[i] for i in short],
         near=[paragraphs[i] for i in near],
@@ -124,21 +134,22 @@ def dedup_in_page(
 def _exact_and_short(
     norms: list[str], kinds: Sequence[Kind], keep: list[bool], policy: RepeatPolicy
 ) -> tuple[list[int], list[int]]:
-    last_seen: dict[str, int] = {}
+    # The last copy kept of each text: distances are measured from what stays, so that
+    # running the rules again on their output removes nothing more.
+    last_kept: dict[str, int] = {}
     exact: list[int] = []
     short: list[int] = []
     for i, (norm, kind) in enumerate(zip(norms, kinds, strict=True)):
-        previous = last_seen.get(norm)
-        last_seen[norm] = i
-        if previous is None or not norm:
-            continue
-        if len(norm) >= policy.min_chars:
-            exact.append(i)
-        elif _short_repeat(norm, kind, i - previous, policy):
-            short.append(i)
-        else:
-            continue
-        keep[i] = False
+        previous = last_kept.get(norm)
+        if previous is not None and norm:
+            if len(norm) >= policy.min_chars:
+                exact.append(i)
+                keep[i] = False
+            elif _short_repeat(norm, kind, i - previous, policy):
+                short.append(i)
+                keep[i] = False
+        if keep[i] or previous is None:  # the title's copy counts as a first copy too
+            last_kept[norm] = i
     return exact, short
 
 
@@ -153,9 +164,8 @@ def _short_repeat(norm: str, kind: Kind, distance: int, policy: RepeatPolicy) ->
 def _near(
     norms: list[str], kinds: Sequence[Kind], keep: list[bool], policy: RepeatPolicy
 ) -> list[int]:
-    """Indices of paragraphs that a fuller kept paragraph of the page contains almost
-    entirely, word pair by word pair. Of two that contain each other (a lead repeated with
-    one word changed) the longer stays, or the first of two equally long."""
+    """Indices of paragraphs that another kept paragraph of the page contains almost
+    entirely, word pair by word pair, and that it outranks (``_outranks``)."""
     pairs: dict[int, set[tuple[str, str]]] = {}
     for i, (norm, kind) in enumerate(zip(norms, kinds, strict=True)):
         if keep[i] and kind in PROSE:
@@ -167,26 +177,37 @@ def _near(
         for gram in grams:
             postings[gram].append(i)
     near: list[int] = []
-    # Longest first: a paragraph is only ever compared with fuller ones still kept, so a
-    # chain (short caption, caption, credited caption) keeps the fullest alone.
+    # Longest first: a chain (short caption, caption, credited caption) keeps the fullest.
     for i in sorted(pairs, key=lambda i: (-len(norms[i]), i)):
         shared: Counter[int] = Counter()
         for gram in pairs[i]:
             shared.update(j for j in postings[gram] if j != i and keep[j])
-        # An identical copy is the exact and short rules' to judge, not this one's.
-        needed = policy.near_containment * len(pairs[i])
         if any(
-            count >= needed
-            and norms[j] != norms[i]
-            and _fuller(norms[j], j, norms[i], i)
-            and len(norms[j]) <= policy.near_max_ratio * len(norms[i])
+            _outranks(j, i, count, norms, pairs, policy)
             for j, count in shared.items()
+            # an identical copy is the exact and short rules' to judge, not this one's
+            if norms[j] != norms[i]
         ):
             keep[i] = False
             near.append(i)
     return sorted(near)
 
 
-def _fuller(a: str, a_index: int, b: str, b_index: int) -> bool:
-    """Whether paragraph a is the one to keep of a and b: the longer, or the earlier."""
-    return (len(a), -a_index) > (len(b), -b_index)
+def _outranks(
+    j: int,
+    i: int,
+    shared: int,
+    norms: list[str],
+    pairs: dict[int, set[tuple[str, str]]],
+    policy: RepeatPolicy,
+) -> bool:
+    """Whether paragraph j, sharing ``shared`` word pairs with paragraph i, makes i a near
+    repeat. j must contain i. If i contains j as well, the two are one paragraph in two
+    spellings (a comma, a changed word) and the first stays: later copies are the
+    template's (a pull-quote, a repeated summary). Otherwise j is the fuller form (a credit
+    or a clause added) and stays, if at most ``near_max_ratio`` times as long."""
+    if shared < policy.near_containment * len(pairs[i]):
+        return False
+    if shared >= policy.near_containment * len(pairs[j]):
+        return j < i
+    return len(norms[j]) <= policy.near_max_ratio * len(norms[i])

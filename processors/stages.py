@@ -137,7 +137,9 @@ def deduplicate(
     the pages topic) travels with the article to the index, as in ``extract``.
     """
     now = page.fetched_at.timestamp()
-    in_page = repeats.dedup_in_page(found.paragraphs, found.kinds or None, options.repeats)
+    in_page = repeats.dedup_in_page(
+        found.paragraphs, found.kinds or None, options.repeats, title=found.title
+    )
     unique = in_page.paragraphs
     known, _ = paragraphs.strip_boilerplate(
         page.site, page.article_id, unique, boilerplate, now, options.boilerplate
@@ -158,6 +160,7 @@ def deduplicate(
         also_seen=[*in_page.near, *in_page.short],
     )
     removed = Removed(
+        title_repeats=len(in_page.title),
         in_page_repeats=len(in_page.exact),
         short_repeats=len(in_page.short),
         near_repeats=len(in_page.near),
@@ -222,7 +225,12 @@ def too_short_after_dedup(article: Article, options: PipelineOptions) -> Filtere
     ("Watch the video of the storm.") passed the first check only because its template
     made it long enough. Nothing is taken out of one that had nothing taken out."""
     removed = article.removed
-    repeated = removed.in_page_repeats + removed.short_repeats + removed.near_repeats
+    repeated = (
+        removed.title_repeats
+        + removed.in_page_repeats
+        + removed.short_repeats
+        + removed.near_repeats
+    )
     if not (removed.boilerplate or removed.teasers or repeated):
         return None
     chars = sum(len(p) for p in article.paragraphs)

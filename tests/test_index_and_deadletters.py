@@ -75,6 +75,47 @@ def test_write_is_idempotent_and_searchable(
     assert "<em>Kessling</em>" in hit[0]["highlight"]["text"][0]
 
 
+def test_an_older_version_written_again_never_replaces_a_re_cleaned_document(
+    settings: Settings, es: Any, index_factory: Callable[[str], str]
+) -> None:
+    """The index stage may get an article again after a crash, once re-cleaning has
+    removed paragraphs from it: the re-cleaned document stays. A page fetched later
+    replaces it."""
+    prefix = index_factory("nf")
+    index.ensure_template(es, prefix)
+    client = AsyncElasticsearch(settings.elasticsearch_url)
+    original = article(1)
+    recleaned = original.model_copy(
+        update={
+            "paragraphs": original.paragraphs[:1],
+            "removed": original.removed.model_copy(update={"retroactive": 1}),
+        }
+    )
+    later = original.model_copy(
+        update={"fetched_at": datetime(2026, 3, 9, 0, 0, 1, tzinfo=UTC), "paragraphs": ["New."]}
+    )
+
+    def text() -> str:
+        doc = es.get(index=index.alias(prefix) + "-2026.03", id="id-1")["_source"]
+        return str(doc["text"])
+
+    async def write(a: EnrichedArticle) -> list[index.Rejected]:
+        return await index.write(client, prefix, [a])
+
+    async def run() -> list[str]:
+        try:
+            seen = []
+            for a in (original, recleaned, original, recleaned, later, recleaned):
+                assert await write(a) == []  # a conflict is no refusal: it is done
+                seen.append(text())
+            return seen
+        finally:
+            await client.close()
+
+    first, cleaned = original.text, recleaned.text
+    assert asyncio.run(run()) == [first, cleaned, cleaned, cleaned, "New.", "New."]
+
+
 def test_a_document_elasticsearch_refuses_is_returned_not_retried(
     settings: Settings, es: Any, index_factory: Callable[[str], str]
 ) -> None:

@@ -81,6 +81,7 @@ def test_pages_become_searchable_articles_exactly_once(
     _check_articles(by_id)
     _check_boilerplate(by_id, pages)
     _check_briefs(by_id)
+    _check_demo_articles(by_id)
     _check_dead_letters_and_filtered(s, topics, filtered)
 
 
@@ -114,6 +115,21 @@ def _check_boilerplate(by_id: dict[str, Any], pages: list[RawPage]) -> None:
         assert holders == [], f"{block.kind} of {block.site} kept on {holders}"
     assert sum(d["removed"]["boilerplate"] for d in by_id.values()) > 0
     assert sum(d["removed"]["retroactive"] for d in by_id.values()) > 0
+
+
+def _check_demo_articles(by_id: dict[str, Any]) -> None:
+    """The demo's HTML articles keep every paragraph of their body (dedup takes none of
+    them, nor does re-cleaning), and the copies of a syndicated story share its cluster."""
+    by_path = {urlsplit(d["url"]).path: d for d in by_id.values()}
+    clusters: dict[str, set[str]] = {}
+    for article in EXPECTED.articles:
+        doc = by_path[article.path]
+        kept = {paragraphs.normalize(p) for p in doc["text"].split("\n\n")}
+        lost = [p for p in article.paragraphs if paragraphs.normalize(p) not in kept]
+        assert lost == [], f"{article.site} {article.path} lost {lost}"
+        if article.syndication:
+            clusters.setdefault(article.syndication, set()).add(doc["cluster_id"])
+    assert clusters and all(len(ids) == 1 for ids in clusters.values()), clusters
 
 
 def _check_briefs(by_id: dict[str, Any]) -> None:

@@ -255,3 +255,32 @@ def test_a_flattened_plain_text_page_loses_its_template_repeats() -> None:
     assert LEAD not in result.paragraphs and EDITED_LEAD in result.paragraphs
     assert LONG in result.paragraphs
     assert result.removed == len(found.paragraphs) - len(result.paragraphs) == 5
+
+
+# --- the title printed as the text's headline ---------------------------------------------
+
+
+def test_the_title_printed_as_the_first_paragraph_goes_once() -> None:
+    title = "Port strike: Kessling dockers walk out over new shift rules"
+    lines = [title.upper(), LEAD, f"Read also: {title}", title]
+    found = dedup_in_page(lines, ["text"] * 4, title=title)
+    assert found.title == [title.upper()]
+    assert found.paragraphs[:2] == [LEAD, f"Read also: {title}"]
+    # elsewhere than first, or as a list item, or without a title, it is text like any
+    assert dedup_in_page([LEAD, title], ["text"] * 2, title=title).title == []
+    assert dedup_in_page([title, LEAD], ["item", "text"], title=title).title == []
+    assert dedup_in_page([title, LEAD], ["text", "text"]).title == []
+
+
+def test_a_demo_article_loses_its_headline_from_the_text_and_keeps_its_standfirst() -> None:
+    from newsflow.demo.sites import EXPECTED, render
+
+    article = next(a for a in EXPECTED.articles if a.site == "courier")
+    rendered = render(article.site, article.path)
+    assert rendered is not None
+    found = clean.extract(rendered[2], f"https://courier.example{article.path}", rendered[1])
+    assert isinstance(found, clean.Extracted) and found.title == article.headline
+    result = dedup_in_page(found.paragraphs, found.kinds, title=found.title)
+    assert result.title == [article.headline]
+    assert normalize(article.headline) not in {normalize(p) for p in result.paragraphs}
+    assert [normalize(p) for p in result.paragraphs].count(normalize(article.standfirst)) == 1
