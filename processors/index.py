@@ -86,6 +86,7 @@ def template_body(prefix: str) -> dict[str, Any]:
                 "near_repeats": {"type": "integer"},
                 "boilerplate": {"type": "integer"},
                 "teasers": {"type": "integer"},
+                "retroactive": {"type": "integer"},
             }
         },
         "source": {"properties": {"kind": KEYWORD, "ref": KEYWORD}},
@@ -118,9 +119,27 @@ def template_body(prefix: str) -> dict[str, Any]:
 
 
 def ensure_template(es: Elasticsearch, prefix: str) -> None:
-    """Install (or update) the index template; indices are created by the first write."""
+    """Install (or update) the index template; indices are created by the first write.
+
+    Indices that exist already (made under an older template) get the fields added since:
+    the template applies only to indices created after it, and a field missing from a
+    mapping whose ``dynamic`` is off is kept in the source but neither searched nor
+    aggregated. A field whose type changed cannot be updated in place; that is logged
+    and the index keeps its mapping (reindexing is the way out)."""
     body = template_body(prefix)
     es.indices.put_index_template(name=alias(prefix), **body)
+    if not es.indices.exists_alias(name=alias(prefix)):
+        return
+    properties = body["template"]["mappings"]["properties"]
+    try:
+        es.indices.put_mapping(index=alias(prefix), properties=properties)
+    except ApiError as err:
+        log.warning(
+            "the mapping of the existing %s indices could not take newsflow's fields (%s); "
+            "new indices have them, the existing ones keep theirs",
+            alias(prefix),
+            err,
+        )
 
 
 def document(article: EnrichedArticle) -> dict[str, Any]:

@@ -4,6 +4,7 @@ node), and dead letters replayed through the real broker."""
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -114,6 +115,38 @@ def test_an_older_version_written_again_never_replaces_a_re_cleaned_document(
 
     first, cleaned = original.text, recleaned.text
     assert asyncio.run(run()) == [first, cleaned, cleaned, cleaned, "New.", "New."]
+
+
+def test_indices_made_under_an_older_template_get_the_fields_added_since(
+    settings: Settings, es: Any, index_factory: Callable[[str], str]
+) -> None:
+    prefix = index_factory("nf")
+    body = copy.deepcopy(index.template_body(prefix))
+    removed = body["template"]["mappings"]["properties"]["removed"]["properties"]
+    del removed["retroactive"]  # as an index made before re-cleaning existed
+    es.indices.put_index_template(name=index.alias(prefix), **body)
+
+    def recleaned(n: int) -> EnrichedArticle:
+        return article(1).model_copy(
+            update={"removed": article(1).removed.model_copy(update={"retroactive": n})}
+        )
+
+    async def write(a: EnrichedArticle) -> list[index.Rejected]:
+        async with AsyncElasticsearch(settings.elasticsearch_url) as client:
+            return await index.write(client, prefix, [a])
+
+    assert asyncio.run(write(recleaned(2))) == []
+
+    def total() -> float:
+        es.indices.refresh(index=index.alias(prefix))
+        aggs = {"r": {"sum": {"field": "removed.retroactive"}}}
+        resp = es.search(index=index.alias(prefix), size=0, aggs=aggs)
+        return float(resp["aggregations"]["r"]["value"])
+
+    assert total() == 0  # in the source, not in the mapping
+    index.ensure_template(es, prefix)
+    assert asyncio.run(write(recleaned(3))) == []  # the next re-cleaning of it
+    assert total() == 3
 
 
 def test_a_document_elasticsearch_refuses_is_returned_not_retried(
