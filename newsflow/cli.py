@@ -15,6 +15,7 @@ import click
 from newsflow import errors, logs
 from newsflow.errors import EXIT_CODES_HELP
 from newsflow.settings import Settings, StackSettings, describe, load
+from newsflow.topics import STAGES
 
 if TYPE_CHECKING:
     from newsflow.audit import AuditReport
@@ -287,7 +288,7 @@ def topics_list(ctx: Context, declared_only: bool) -> None:
 )
 @pass_ctx
 def worker(ctx: Context, loglevel: str) -> None:
-    """Run the pipeline's Faust agents (clean, stories, enrich, index) until Ctrl-C.
+    """Run the pipeline's Faust agents (clean, stories, enrich, index, reclean) until Ctrl-C.
 
     Creates the topics and the Elasticsearch index template first if they are missing.
     Reads NEWSFLOW_KAFKA_BOOTSTRAP, NEWSFLOW_ELASTICSEARCH_URL, NEWSFLOW_TOPIC_* and
@@ -629,7 +630,7 @@ class _StageChoice(click.Choice[str]):
         return f"Choose from {', '.join(map(str, self.choices))}."
 
 
-STAGE = _StageChoice(["ingest", "clean", "stories", "enrich", "index"])
+STAGE = _StageChoice(list(STAGES))
 
 
 def _letters_since(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -661,7 +662,7 @@ def deadletter_list(ctx: Context, stage: str | None, limit: int, since: Any, as_
 
     from newsflow import deadletter
     from newsflow.services import require_kafka
-    from newsflow.topics import STAGES, Topics
+    from newsflow.topics import Topics
 
     topics = Topics.from_settings(ctx.settings)
     wanted = {name: topics.deadletter(name) for name in ([stage] if stage else STAGES)}

@@ -51,7 +51,7 @@ def run(settings: Settings, stack_settings: StackSettings, timeout: float = 600)
     from processors.app import prepare
 
     prepare(settings)
-    _step(2, "starting a pipeline worker (clean, stories, enrich, index)")
+    _step(2, "starting a pipeline worker (clean, stories, enrich, index, reclean)")
     log_file = stack_settings.dir / "demo-worker.log"
     worker = _start_worker(settings, log_file)
     try:
