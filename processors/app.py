@@ -519,20 +519,18 @@ class Pipeline:
         done only once Elasticsearch has acknowledged every one."""
         request = decode(Reclean, event.value)
         es, prefix = self._get_es(), self.settings.topic_prefix
-        found = await reclean.find(es, prefix, request, self.settings.reclean_wait)
-        changed = [
-            a
-            for a in (reclean.apply(f, request, self.options.boilerplate) for f in found)
-            if a is not None
-        ]
-        refused = await index.write(es, prefix, changed)
-        if refused:
-            listing = "; ".join(f"{r.article.article_id} ({r.status}): {r.reason}" for r in refused)
+        done = await reclean.run(
+            es, prefix, request, self.settings.reclean_wait, self.options.boilerplate
+        )
+        if done.refused:
+            listing = "; ".join(
+                f"{r.article.article_id} ({r.status}): {r.reason}" for r in done.refused
+            )
             raise deadletter.PermanentError(f"Elasticsearch refused re-cleaned articles: {listing}")
         log.info(
             "re-cleaned %d of %d article(s) of %s found for %s",
-            len(changed),
-            len(found),
+            done.changed,
+            done.found,
             request.site,
             request.requested_by,
         )

@@ -22,13 +22,13 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
 
 from newsflow.records import EnrichedArticle, Entity, Reclean
-from processors import stories
-from processors.index import RETRYABLE, alias
+from processors import index, stories
 from processors.paragraphs import DEFAULT_POLICY, BoilerplatePolicy, normalize
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,65 @@ def _offset(paragraphs: Sequence[str], index: int) -> int:
     return sum(len(p) + 2 for p in paragraphs[:index])
 
 
+# Rounds of writing and reading back: another writer (a worker that left the group but
+# has not stopped yet, re-cleaning the same article) can take a version first, once or
+# twice in a rebalance; more than this means something else is wrong.
+MAX_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    found: int  # articles the request concerns
+    changed: int  # of them, cleaned again and re-indexed
+    refused: list[index.Rejected]  # what Elasticsearch would not take
+
+
+async def run(
+    es: AsyncElasticsearch,
+    prefix: str,
+    request: Reclean,
+    wait_seconds: float,
+    policy: BoilerplatePolicy = DEFAULT_POLICY,
+    *,
+    poll: float = 1.0,
+) -> Outcome:
+    """Find the articles, clean them again and re-index them, until each as it is now in
+    the index holds nothing of the request.
+
+    A write is kept only if its version is newer (processors.index.version); one that
+    loses to a concurrent writer (409) is taken as done by ``index.write``. So every
+    article written is read back by id, in real time, and cleaned again if what won still
+    holds some of the request: a re-cleaning never overwrites another's, and is never lost
+    to one."""
+    found = await find(es, prefix, request, wait_seconds, poll=poll)
+    pending, changed = found, set[str]()
+    refused: list[index.Rejected] = []
+    for _ in range(MAX_ROUNDS):
+        cleaned = [a for a in (apply(f, request, policy) for f in pending) if a is not None]
+        if not cleaned:
+            return Outcome(len(found), len(changed), refused)
+        refused += await index.write(es, prefix, cleaned)
+        gone = {r.article.article_id for r in refused}
+        written = [a for a in cleaned if a.article_id not in gone]
+        changed.update(a.article_id for a in written)
+        pending = await _read(es, prefix, written)
+    raise RuntimeError(
+        f"re-cleaning {request.site} for {request.requested_by}: articles still hold the "
+        f"request after {MAX_ROUNDS} rounds of writing and reading back"
+    )
+
+
+async def _read(
+    es: AsyncElasticsearch, prefix: str, articles: Sequence[EnrichedArticle]
+) -> list[EnrichedArticle]:
+    """The articles as the index holds them now (a get by id is real time)."""
+    if not articles:
+        return []
+    docs = [{"_index": index.index_for(prefix, a), "_id": a.article_id} for a in articles]
+    found = await _patiently(lambda: es.mget(docs=docs, realtime=True))
+    return [from_document(d["_source"]) for d in found["docs"] if d.get("found")]
+
+
 async def find(
     es: AsyncElasticsearch,
     prefix: str,
@@ -185,7 +244,7 @@ async def _search(
         return []
     try:
         resp = await _patiently(
-            lambda: es.search(index=alias(prefix), query=query, size=size, source=False)
+            lambda: es.search(index=index.alias(prefix), query=query, size=size, source=False)
         )
     except NotFoundError:  # nothing indexed yet: no alias
         return []
@@ -205,7 +264,7 @@ async def _patiently(call: Callable[[], Awaitable[Any]], max_backoff: float = 30
         try:
             return await call()
         except ApiError as err:
-            if err.status_code not in RETRYABLE:
+            if err.status_code not in index.RETRYABLE:
                 raise
             log.warning("Elasticsearch answered %s; re-cleaning waits", err)
         except TransportError as err:
