@@ -207,6 +207,7 @@ class Reclean(Record):
     teaser: Teaser | None = None
     before: AwareDatetime
     requested_by: str = Field(description="article_id of the page that made it known")
+    attempt: int = Field(0, description="times asked before, for articles not indexed yet")
 
 
 class Filtered(Record):

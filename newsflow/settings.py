@@ -60,9 +60,9 @@ class Settings(BaseSettings):
     reclean_wait: float = Field(
         120.0,
         ge=0,
-        description="Seconds a re-cleaning waits for the earlier articles it names to be "
-        "indexed (they may still be in the stages behind it) before it takes the missing "
-        "ones as filtered",
+        description="Seconds, in all, a re-cleaning keeps asking for the earlier articles it "
+        "names to be indexed (they may still be in the stages behind it; 5 s at a time, so "
+        "that no rebalance waits on it) before it takes the missing ones as filtered",
     )
     sources: Path | None = Field(
         None, description="YAML file of the feeds and sitemaps `newsflow ingest feeds` watches"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -54,6 +55,10 @@ from processors.entities import Tagger
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# Seconds the reclean agent waits, per message, for the articles a request names to be
+# indexed; NEWSFLOW_RECLEAN_WAIT is the total, over the times it asks again.
+RECLEAN_POLL = 5.0
 
 
 def wait_for_services(settings: Settings, interval: float = 5.0) -> None:
@@ -519,9 +524,7 @@ class Pipeline:
         done only once Elasticsearch has acknowledged every one."""
         request = decode(Reclean, event.value)
         es, prefix = self._get_es(), self.settings.topic_prefix
-        done = await reclean.run(
-            es, prefix, request, self.settings.reclean_wait, self.options.boilerplate
-        )
+        done = await reclean.run(es, prefix, request, RECLEAN_POLL, self.options.boilerplate)
         if done.refused:
             listing = "; ".join(
                 f"{r.article.article_id} ({r.status}): {r.reason}" for r in done.refused
@@ -534,7 +537,23 @@ class Pipeline:
             request.site,
             request.requested_by,
         )
-        return []
+        if not done.missing:
+            return []
+        # Articles named but not indexed yet are asked about again, by a request of their
+        # own at the end of the topic: waiting here would hold up every rebalance of the
+        # group, and with it the stages that are to index them.
+        if request.attempt + 1 >= max(1, math.ceil(self.settings.reclean_wait / RECLEAN_POLL)):
+            log.info(
+                "re-cleaning %s: %d article(s) named were never indexed (filtered?): %s",
+                request.site,
+                len(done.missing),
+                ", ".join(sorted(done.missing)),
+            )
+            return []
+        again = request.model_copy(
+            update={"articles": sorted(done.missing), "attempt": request.attempt + 1}
+        )
+        return [Outgoing(self.recleans, request.site.encode(), again.encode())]
 
     def _get_es(self) -> AsyncElasticsearch:
         if self._es is None:

@@ -140,6 +140,7 @@ class Outcome:
     found: int  # articles the request concerns
     changed: int  # of them, cleaned again and re-indexed
     refused: list[index.Rejected]  # what Elasticsearch would not take
+    missing: set[str]  # named, not indexed yet: to ask about again later
 
 
 async def run(
@@ -152,20 +153,21 @@ async def run(
     poll: float = 1.0,
 ) -> Outcome:
     """Find the articles, clean them again and re-index them, until each as it is now in
-    the index holds nothing of the request.
+    the index holds nothing of the request. ``Outcome.missing`` are the articles named
+    that were not indexed within ``wait_seconds``.
 
     A write is kept only if its version is newer (processors.index.version); one that
     loses to a concurrent writer (409) is taken as done by ``index.write``. So every
     article written is read back by id, in real time, and cleaned again if what won still
     holds some of the request: a re-cleaning never overwrites another's, and is never lost
     to one."""
-    found = await find(es, prefix, request, wait_seconds, poll=poll)
+    found, missing = await find(es, prefix, request, wait_seconds, poll=poll)
     pending, changed = found, set[str]()
     refused: list[index.Rejected] = []
     for _ in range(MAX_ROUNDS):
         cleaned = [a for a in (apply(f, request, policy) for f in pending) if a is not None]
         if not cleaned:
-            return Outcome(len(found), len(changed), refused)
+            return Outcome(len(found), len(changed), refused, missing)
         refused += await index.write(es, prefix, cleaned)
         gone = {r.article.article_id for r in refused}
         written = [a for a in cleaned if a.article_id not in gone]
@@ -195,11 +197,15 @@ async def find(
     wait_seconds: float,
     *,
     poll: float = 1.0,
-) -> list[EnrichedArticle]:
-    """The indexed articles the request may concern: those it names, once they are
-    indexed (they may still be on their way through the stages behind this one; after
-    ``wait_seconds`` the missing ones are taken as never to come: filtered, say), and
-    the articles of the site fetched before it that hold one of its paragraphs."""
+) -> tuple[list[EnrichedArticle], set[str]]:
+    """The indexed articles the request may concern, and the ids it names that are not
+    indexed yet (they may still be on their way through the stages behind this one).
+
+    Those it names are waited for, ``wait_seconds`` at most: briefly, since a rebalance
+    of the worker group waits for the message being processed; the caller asks again
+    later for the missing ones. Besides them, the articles of the site fetched before the
+    request that hold one of its paragraphs (a story's other URLs, pages it could not
+    name)."""
     wanted = set(request.articles)
     deadline = time.monotonic() + wait_seconds
     while True:
@@ -207,16 +213,8 @@ async def find(
         missing = wanted - {a.article_id for a in named}
         if not missing or time.monotonic() >= deadline:
             break
-        await asyncio.sleep(poll)
+        await asyncio.sleep(min(poll, max(0.0, deadline - time.monotonic())))
         poll = min(poll * 2, 10.0)
-    if missing:
-        log.info(
-            "re-cleaning %s: %d of the %d articles named are not indexed (filtered?): %s",
-            request.site,
-            len(missing),
-            len(wanted),
-            ", ".join(sorted(missing)),
-        )
     phrases = [*request.boilerplate, *([request.teaser.headline] if request.teaser else [])]
     query = {
         "bool": {
@@ -230,7 +228,7 @@ async def find(
     }
     more = await _search(es, prefix, query, MAX_FOUND)
     found = {a.article_id: a for a in [*named, *more]}
-    return [found[i] for i in sorted(found)]
+    return [found[i] for i in sorted(found)], missing - set(found)
 
 
 async def _search(

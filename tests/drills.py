@@ -212,6 +212,7 @@ class DrillResult:
     duplicated: int  # Elasticsearch documents beyond one per id
     dead_lettered: int
     differing: list[str] = field(default_factory=list)  # articles unlike the undisturbed run
+    details: list[str] = field(default_factory=list)  # how each of them differs
     boilerplate_differs: bool = False
     recover_seconds: float = 0.0  # from the fault until every page had its outcome
     summary: str = ""
@@ -284,11 +285,25 @@ def measure(
         duplicated=len(docs) - len(sources),
         dead_lettered=sum(report.dead_lettered.values()),
         differing=sorted(differing) + sorted(f"not indexed: {a}" for a in missing_docs),
+        details=[_difference(aid, sources[aid], expected) for aid in sorted(differing)],
         boilerplate_differs=boilerplate_state(settings) != expected.boilerplate,
         recover_seconds=recovered,
         summary=report.summary(),
         worker_errors=worker_errors(logs) if logs else [],
         sought_back=sum(_log_lines(logs, "seeking back to it")) if logs else 0,
+    )
+
+
+def _difference(aid: str, doc: dict[str, Any], expected: Undisturbed) -> str:
+    """One line on how an indexed article differs from the undisturbed run."""
+    got, want = doc["text"].split("\n\n"), (expected.texts.get(aid) or "").split("\n\n")
+    extra = [p for p in got if p not in want]
+    missing = [p for p in want if p not in got]
+    if not (extra or missing):
+        return f"{aid} {doc['url']}: same text, other entities"
+    return (
+        f"{aid} {doc['url']}: {len(extra)} paragraph(s) more, {len(missing)} fewer; "
+        f"more: {[p[:60] for p in extra[:3]]}, fewer: {[p[:60] for p in missing[:3]]}"
     )
 
 

@@ -63,7 +63,7 @@ def test_two_re_cleanings_of_one_article_at_once_both_hold(
     assert [e["text"] for e in doc["entities"]] == ["Ingrid Falk"]
 
 
-def test_articles_named_are_waited_for_and_missing_ones_given_up_on(
+def test_articles_named_are_waited_for_and_missing_ones_reported(
     settings: Settings, es: Any, index_factory: Callable[[str], str]
 ) -> None:
     prefix = index_factory("nf")
@@ -80,6 +80,7 @@ def test_articles_named_are_waited_for_and_missing_ones_given_up_on(
 
     outcome = asyncio.run(run())
     assert (outcome.found, outcome.changed, outcome.refused) == (1, 1, [])
+    assert outcome.missing == {"never"}  # for the agent to ask about again, later
     assert stored(es, prefix)["text"] == f"{P0}\n\n{P2}"
 
 
