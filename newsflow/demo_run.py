@@ -189,13 +189,11 @@ def _wait_recleaned(
 ) -> None:
     """Until the worker has done every re-cleaning the pages asked for: a site's first
     articles are cleaned again once its template is known, after they were indexed."""
-    from newsflow.topics import Topics, group_lag
+    from newsflow.topics import recleans_left
 
-    topic = Topics.from_settings(settings).recleans
-    group = f"{settings.topic_prefix}-pipeline"
     deadline = time.monotonic() + timeout
     shown = None
-    while (left := group_lag(settings.kafka_bootstrap, group, topic)) > 0:
+    while (left := recleans_left(settings)) > 0:
         if left != shown:
             click.echo(f"    {left} re-cleaning(s) of early articles to go")
             shown = left

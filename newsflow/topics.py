@@ -94,6 +94,11 @@ class Topics:
     def recleans(self) -> str:
         return f"{self.prefix}.recleans"
 
+    @property
+    def group(self) -> str:
+        """The consumer group of the pipeline's workers (Faust's app id)."""
+        return f"{self.prefix}-pipeline"
+
     def deadletter(self, stage: str) -> str:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
@@ -237,6 +242,12 @@ def group_lag(
         done = committed.get(tp)
         lag += end - (done.offset if done is not None and done.offset >= 0 else 0)
     return lag
+
+
+def recleans_left(settings: Settings) -> int:
+    """Re-cleanings the workers have not done yet (processors.reclean)."""
+    topics = Topics.from_settings(settings)
+    return group_lag(settings.kafka_bootstrap, topics.group, topics.recleans)
 
 
 def _admin(bootstrap: str, client: Mapping[str, Any] | None) -> Any:

@@ -193,7 +193,7 @@ class Pipeline:
         (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
         self.topics = Topics.from_settings(settings)
         self.app = faust_overrides.PipelineApp(
-            f"{settings.topic_prefix}-pipeline",
+            self.topics.group,
             head_grace=settings.head_grace,
             broker=f"kafka://{settings.kafka_bootstrap}",
             store="rocksdb://",

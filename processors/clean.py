@@ -30,7 +30,6 @@ import codecs
 import itertools
 import re
 import unicodedata
-from copy import deepcopy
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final, cast
@@ -563,14 +562,8 @@ def _kinds(paragraphs: list[str], body: Any) -> list[Kind]:
     prose: set[str] = set()
     if body is not None:
         for element in body.iter("p", "head", "quote"):
-            if any(a.tag in ("item", "cell") for a in element.iterancestors()):
-                continue
-            copy = deepcopy(element)
-            copy.tail = None
-            for lb in copy.iter("lb"):
-                lb.tail = "\n" + (lb.tail or "")
-            text = etree.tostring(copy, method="text", encoding="unicode", with_tail=False)
-            prose.update(normalize(piece) for piece in text.split("\n"))
+            if not any(a.tag in ("item", "cell") for a in element.iterancestors()):
+                prose.update(normalize(piece) for piece in _lines_of(element).split("\n"))
     kinds: list[Kind] = []
     for line in paragraphs:
         if line.startswith("| "):
@@ -580,6 +573,17 @@ def _kinds(paragraphs: list[str], body: Any) -> list[Kind]:
         else:
             kinds.append("text" if normalize(line) in prose else "other")
     return kinds
+
+
+def _lines_of(element: Any) -> str:
+    """An element's text, a line break where it has ``<lb/>``, without its tail."""
+    parts: list[str] = []
+    for event, node in etree.iterwalk(element, events=("start", "end")):
+        if event == "start":
+            parts.append("\n" if node.tag == "lb" else node.text or "")
+        elif node is not element:
+            parts.append(node.tail or "")
+    return "".join(parts)
 
 
 def _authors(author: str | None) -> list[str]:

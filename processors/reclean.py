@@ -182,10 +182,15 @@ async def run(
 async def _read(
     es: AsyncElasticsearch, prefix: str, articles: Sequence[EnrichedArticle]
 ) -> list[EnrichedArticle]:
-    """The articles as the index holds them now (a get by id is real time)."""
-    if not articles:
+    """The articles as the index holds them now."""
+    return await _get(es, [(index.index_for(prefix, a), a.article_id) for a in articles])
+
+
+async def _get(es: AsyncElasticsearch, where: Sequence[tuple[str, str]]) -> list[EnrichedArticle]:
+    """The documents at (index, id), read by id: real time, unlike a search."""
+    if not where:
         return []
-    docs = [{"_index": index.index_for(prefix, a), "_id": a.article_id} for a in articles]
+    docs = [{"_index": name, "_id": doc_id} for name, doc_id in where]
     found = await _patiently(lambda: es.mget(docs=docs, realtime=True))
     return [from_document(d["_source"]) for d in found["docs"] if d.get("found")]
 
@@ -246,11 +251,7 @@ async def _search(
         )
     except NotFoundError:  # nothing indexed yet: no alias
         return []
-    docs = [{"_index": h["_index"], "_id": h["_id"]} for h in resp["hits"]["hits"]]
-    if not docs:
-        return []
-    found = await _patiently(lambda: es.mget(docs=docs, realtime=True))
-    return [from_document(d["_source"]) for d in found["docs"] if d.get("found")]
+    return await _get(es, [(h["_index"], h["_id"]) for h in resp["hits"]["hits"]])
 
 
 async def _patiently(call: Callable[[], Awaitable[Any]], max_backoff: float = 30.0) -> Any:

@@ -40,7 +40,7 @@ from newsflow import audit
 from newsflow.demo.sites import EXPECTED, DemoServer, article_urls, brief_urls, url
 from newsflow.records import Filtered, RawPage, Source, SourceKind, utcnow
 from newsflow.settings import Settings, as_env
-from newsflow.topics import Topics, group_lag
+from newsflow.topics import Topics, recleans_left
 from processors import reclean, stages
 from processors.entities import Tagger
 from processors.index import alias
@@ -248,11 +248,6 @@ def settle(settings: Settings, timeout: float) -> audit.AuditReport:
         if done or time.monotonic() > deadline:
             return report
         time.sleep(3)
-
-
-def recleans_left(settings: Settings) -> int:
-    topic = Topics.from_settings(settings).recleans
-    return group_lag(settings.kafka_bootstrap, f"{settings.topic_prefix}-pipeline", topic)
 
 
 def measure(

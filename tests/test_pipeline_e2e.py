@@ -15,7 +15,7 @@ import pytest
 from newsflow.demo.sites import EXPECTED
 from newsflow.records import Filtered, RawPage, decode
 from newsflow.settings import Settings
-from newsflow.topics import Topics
+from newsflow.topics import Topics, recleans_left
 from processors import paragraphs
 from processors.faust_overrides import CLEAN_MARK
 from processors.index import alias
@@ -64,7 +64,7 @@ def test_pages_become_searchable_articles_exactly_once(
     try:
         _wait_for(es, index, expected, worker, len(expected), 400)
         # The re-cleanings of early articles come after those are indexed.
-        drills.wait_for(lambda: drills.recleans_left(s) == 0, 300, "re-cleanings", worker)
+        drills.wait_for(lambda: recleans_left(s) == 0, 300, "re-cleanings", worker)
     finally:
         worker.stop()
     # A SIGTERM is a clean stop: the next start may trust the local tables.
