@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -313,38 +314,194 @@ def demo(ctx: Context) -> None:
     demo_run.run(ctx.settings, ctx.stack_settings)
 
 
+def filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The filters `search` and `watch add` share (newsflow.query.Filters)."""
+    options = [
+        click.option(
+            "--site",
+            "sites",
+            multiple=True,
+            metavar="SITE",
+            help="Only this site (domain or name); repeat for either of several.",
+        ),
+        click.option(
+            "--language",
+            "languages",
+            multiple=True,
+            metavar="CODE",
+            help="Only this language (en, de, ...); repeat for either.",
+        ),
+        click.option(
+            "--since",
+            metavar="WHEN",
+            help="Published at or after WHEN: 2026-11-30, 2026-11-30T14:00, or an "
+            "age such as 90m, 6h, 2d, 1w (UTC unless it says).",
+        ),
+        click.option(
+            "--until",
+            metavar="WHEN",
+            help="Published before WHEN (a date alone includes that day).",
+        ),
+        click.option(
+            "--person",
+            "persons",
+            multiple=True,
+            metavar="NAME",
+            help="Mentions this person (as the facets name them); repeat for all of several.",
+        ),
+        click.option(
+            "--org",
+            "organizations",
+            multiple=True,
+            metavar="NAME",
+            help="Mentions this organisation; repeat for all of several.",
+        ),
+        click.option(
+            "--place",
+            "places",
+            multiple=True,
+            metavar="NAME",
+            help="Mentions this place; repeat for all of several.",
+        ),
+        click.option(
+            "--story",
+            "stories",
+            multiple=True,
+            metavar="ID",
+            help="Only this story (its id, as --json shows it); repeat for either.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def build_filters(options: dict[str, Any]) -> Any:
+    """Filters from filter_options' values; a bad value is a usage error naming it."""
+    from newsflow.query import Filters, QueryError, parse_time
+
+    try:
+        since = parse_time(options["since"], option="--since") if options["since"] else None
+        until = (
+            parse_time(options["until"], option="--until", end_of_day=True)
+            if options["until"]
+            else None
+        )
+        return Filters(
+            sites=options["sites"],
+            languages=options["languages"],
+            since=since,
+            until=until,
+            persons=options["persons"],
+            organizations=options["organizations"],
+            places=options["places"],
+            stories=options["stories"],
+        )
+    except QueryError as err:
+        raise click.UsageError(str(err)) from None
+
+
+FILTER_KEYS = (
+    "sites",
+    "languages",
+    "since",
+    "until",
+    "persons",
+    "organizations",
+    "places",
+    "stories",
+)
+
+
 @cli.command("search")
 @click.argument("query", nargs=-1, required=True)
+@filter_options
 @click.option(
     "-n",
     "--size",
     default=5,
     type=click.IntRange(1, 100),
-    help="Stories to show (1 to 100).",
+    show_default=True,
+    help="Stories (or, with --no-collapse, articles) per page, 1 to 100.",
+)
+@click.option(
+    "--page",
+    default=1,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="Which page of hits to show.",
+)
+@click.option(
+    "--sort",
+    type=click.Choice(["relevance", "newest"]),
+    help="Order of hits [default: relevance; newest for *].",
 )
 @click.option("--no-collapse", is_flag=True, help="Show every copy, not one per story.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per hit, one per line (id, title, url, site, dates, "
+    "snippets, entities, story, copies), and nothing else.",
+)
 @pass_ctx
-def search_cmd(ctx: Context, query: tuple[str, ...], size: int, no_collapse: bool) -> None:
-    """Search the indexed articles: highlighted snippets, entity facets, one hit per story.
+def search_cmd(
+    ctx: Context,
+    /,
+    query: tuple[str, ...],
+    size: int,
+    page: int,
+    sort: str | None,
+    no_collapse: bool,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Search the indexed articles: marked snippets, entity facets, one hit per story.
 
-    QUERY is words matched in titles, standfirsts and text; `*` lists every article,
-    newest first. Exit codes: 0 answered (matches or none); 2 Elasticsearch unreachable
-    or nothing indexed yet.
+    \b
+    QUERY (quote it for the shell) is matched in titles, standfirsts and text, stemmed
+    (strikes finds strike):
+      port strike          both words          "port strike"    the phrase
+      strike | walkout     either              strike -football  not the second
+      strik*               a prefix            (a | b) c         grouping
+    AND, OR, NOT in capitals work too. `*` alone lists every article, newest first.
+
+    \b
+    Examples:
+      newsflow search '"port strike" -football' --since 2d
+      newsflow search 'ceasefire | truce' --place Gaza --json
+      newsflow search '*' --site reuters.com --sort newest --page 2
+
+    Exit codes: 0 answered (matches or none); 2 a bad query or option, Elasticsearch
+    unreachable, or nothing indexed yet.
     """
     from elasticsearch import Elasticsearch
 
     from newsflow import search
     from newsflow.errors import SetupError
+    from newsflow.query import QueryError
     from newsflow.services import require_elasticsearch
     from processors.index import alias
 
     text = " ".join(query).strip()
     if not text:
         raise click.UsageError("the query is empty: give words to search for, or * for all")
+    filters = build_filters(options)
+    try:
+        request = search.Request(
+            text,
+            filters,
+            sort=cast("search.Sort | None", sort),
+            page=page,
+            size=size,
+            collapse=not no_collapse,
+        )
+    except QueryError as err:
+        raise click.UsageError(f"{err}") from None
     url = ctx.settings.elasticsearch_url
     require_elasticsearch(url)
     index = alias(ctx.settings.topic_prefix)
-    markers = search.markers_for(sys.stdout)
+    markers = search.PLAIN if as_json else search.markers_for(sys.stdout)
     with Elasticsearch(url, request_timeout=30, max_retries=1) as es:
         if not es.indices.exists_alias(name=index):
             raise SetupError(
@@ -352,16 +509,189 @@ def search_cmd(ctx: Context, query: tuple[str, ...], size: int, no_collapse: boo
                 "run `newsflow worker` and ingest pages, or `newsflow demo`; "
                 "NEWSFLOW_TOPIC_PREFIX must be the pipeline's",
             )
-        body = search.query_body(text, size=size, collapse=not no_collapse, markers=markers)
-        result = search.parse(es.search(index=index, **body))
-        if not result.hits:
-            total = es.count(index=index)["count"]
-            click.echo(
-                f'search "{text}": no article matches, among {total} indexed '
-                "(words are matched whole: `strike` does not find `strikes`)"
-            )
+        result = search.run(es, index, request, markers)
+        if as_json:
+            for hit in result.hits:
+                click.echo(hit.to_json())
             return
-    click.echo(search.render(result, text, markers))
+        if not result.total:
+            total = es.count(index=index)["count"]
+            click.echo(f"{search.heading(result)}, among {total} indexed")
+            return
+    click.echo(search.render(result))
+
+
+# -- watch ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def watch() -> None:
+    """Standing queries: alerts when a new article matches.
+
+    \b
+    Each watch is a query and filters, as `newsflow search` takes them, kept in the
+    <prefix>.watches topic (compacted), so every worker has them. A worker matches each
+    article once it is indexed and sends one alert per story per watch to the
+    <prefix>.alerts topic (and to NEWSFLOW_WEBHOOK_URL, if set). A watch alerts on what
+    is indexed after it was added; `newsflow search` finds the articles before.
+    """
+
+
+@watch.command("add")
+@click.argument("name")
+@click.argument("query", nargs=-1, required=True)
+@filter_options
+@click.option("--replace", is_flag=True, help="Replace a watch of that name (alerts anew).")
+@pass_ctx
+def watch_add(
+    ctx: Context, /, name: str, query: tuple[str, ...], replace: bool, **options: Any
+) -> None:
+    """Add watch NAME for QUERY (quoted, as for `newsflow search`).
+
+    \b
+    Examples:
+      newsflow watch add port-strikes '"port strike" | dockworkers' --language en
+      newsflow watch add estmark-bank 'rate*' --org "National Bank of Estmark"
+    """
+    from newsflow import watches
+    from newsflow.query import QueryError, parse
+    from newsflow.records import Watch, utcnow
+    from newsflow.services import require_kafka
+
+    text = " ".join(query).strip()
+    try:
+        watches.check_name(name)
+        parse(text)
+    except QueryError as err:
+        raise click.UsageError(str(err)) from None
+    filters = build_filters(options)
+    require_kafka(ctx.settings.kafka_bootstrap)
+    current = watches.read_all(ctx.settings)
+    if name in current and not replace:
+        raise click.UsageError(
+            f"a watch named {name} exists (query {current[name].query!r}): give --replace "
+            "to replace it, or another name"
+        )
+    added = Watch(name=name, query=text, filters=filters, created_at=utcnow())
+    watches.put(ctx.settings, added, name)
+    narrowed = filters.describe()
+    click.echo(
+        f"watch {name} {'replaced' if name in current else 'added'}: {text!r}"
+        + (f" ({narrowed})" if narrowed else "")
+        + f"; {_already(ctx.settings, added)}"
+    )
+
+
+def _already(settings: Settings, added: Any) -> str:
+    """How many indexed articles the new watch matches: what `search` shows, since a watch
+    alerts only on what comes after it."""
+    from elasticsearch import Elasticsearch
+
+    from newsflow import search
+    from newsflow.services import require_elasticsearch
+    from processors.index import alias
+
+    try:
+        require_elasticsearch(settings.elasticsearch_url)
+        with Elasticsearch(settings.elasticsearch_url, request_timeout=10, max_retries=0) as es:
+            index = alias(settings.topic_prefix)
+            if not es.indices.exists_alias(name=index):
+                return "nothing is indexed yet; alerts start with the first article"
+            request = search.Request(added.query, added.filters, size=1)
+            result = search.run(es, index, request)
+    except errors.SetupError:
+        return "alerts start with the next article indexed (Elasticsearch did not answer)"
+    return (
+        f"{result.total} article(s) indexed already match (newsflow search); "
+        "alerts start with the next"
+    )
+
+
+@watch.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per watch.")
+@pass_ctx
+def watch_list(ctx: Context, as_json: bool) -> None:
+    """The watches, by name."""
+    from newsflow import watches
+    from newsflow.services import require_kafka
+
+    require_kafka(ctx.settings.kafka_bootstrap)
+    skipped: list[str] = []
+    current = watches.read_all(ctx.settings, skipped)
+    for problem in skipped:
+        click.echo(f"warning: a record of the watches topic does not decode: {problem}", err=True)
+    if as_json:
+        for w in current.values():
+            click.echo(w.model_dump_json(exclude={"schema_version"}))
+        return
+    if not current:
+        click.echo("no watches: add one with `newsflow watch add NAME QUERY`")
+        return
+    for name in sorted(current):
+        w = current[name]
+        narrowed = w.filters.describe()
+        click.echo(
+            f"{name:20} {w.query!r}"
+            + (f" ({narrowed})" if narrowed else "")
+            + f"  [since {w.created_at:%Y-%m-%d %H:%M} UTC]"
+        )
+
+
+@watch.command("remove")
+@click.argument("name")
+@pass_ctx
+def watch_remove(ctx: Context, name: str) -> None:
+    """Remove watch NAME: no alerts from it after this."""
+    from newsflow import watches
+    from newsflow.services import require_kafka
+
+    require_kafka(ctx.settings.kafka_bootstrap)
+    current = watches.read_all(ctx.settings)
+    if name not in current:
+        listed = ", ".join(sorted(current)) or "none"
+        raise click.UsageError(f"no watch named {name} (watches: {listed})")
+    watches.put(ctx.settings, None, name)
+    click.echo(f"watch {name} removed")
+
+
+@watch.command("tail")
+@click.option("--watch", "only", metavar="NAME", help="Only this watch's alerts.")
+@click.option("--from-beginning", is_flag=True, help="The alerts kept (7 days), then new ones.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per alert.")
+@click.option(
+    "--idle",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Stop when no alert came for this long [default: run until Ctrl-C].",
+)
+@pass_ctx
+def watch_tail(
+    ctx: Context, only: str | None, from_beginning: bool, as_json: bool, idle: float | None
+) -> None:
+    """Show alerts as they come, until Ctrl-C."""
+    from newsflow import watches
+    from newsflow.services import require_kafka
+
+    require_kafka(ctx.settings.kafka_bootstrap)
+    if not as_json:
+        click.echo(
+            f"waiting for alerts{' of ' + only if only else ''} (Ctrl-C to stop)...", err=True
+        )
+    try:
+        for alert in watches.tail(
+            ctx.settings, from_beginning=from_beginning, watch=only, idle=idle
+        ):
+            if as_json:
+                click.echo(alert.model_dump_json(exclude={"schema_version"}))
+                continue
+            when = alert.published_at or alert.fetched_at
+            title = alert.title or "(untitled)"
+            click.echo(f"{when:%Y-%m-%d %H:%M}  [{alert.watch}] {title}  ({alert.site})")
+            click.echo(f"    {alert.url}")
+            if alert.snippet:
+                click.echo(f"    {alert.snippet}")
+    except KeyboardInterrupt:
+        return
 
 
 # -- ingest ------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from newsflow.settings import Settings, StackSettings
 
 log = logging.getLogger(__name__)
 
-QUERIES = ("dockworkers strike", "interest rate", "seagrass carbon")
+QUERIES = ("dockworkers strike", '"interest rates" -mortgage', "seagrass carbon")
 # Fixed ports, so the sites' URLs (and so the article ids) are the same on every run: a
 # second demo overwrites the first one's documents instead of adding copies.
 PORTS = {"courier": 18101, "ledger": 18102, "meridian": 18103}
@@ -223,8 +223,7 @@ def _report(settings: Settings) -> None:
     with Elasticsearch(settings.elasticsearch_url) as es:
         markers = search.markers_for(sys.stdout)
         for q in QUERIES:
-            body = search.query_body(q, markers=markers)
-            click.echo(search.render(search.parse(es.search(index=index, **body)), q, markers))
+            click.echo(search.render(search.run(es, index, search.Request(q), markers)))
             click.echo()
         stats = es.search(
             index=index,

@@ -18,6 +18,8 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from newsflow.query import Filters
+
 SCHEMA_VERSION = 1
 
 
@@ -208,6 +210,45 @@ class Reclean(Record):
     before: AwareDatetime
     requested_by: str = Field(description="article_id of the page that made it known")
     attempt: int = Field(0, description="times asked before, for articles not indexed yet")
+
+
+class Watch(Record):
+    """A standing query (watches topic, compacted, key: name; a null value removes it).
+
+    ``created_at`` tells a watch from an earlier one of the same name: alerts are once per
+    story per watch, and a watch removed and added again is a new one."""
+
+    name: str = Field(min_length=1, max_length=200)
+    query: str
+    filters: Filters = Field(default_factory=Filters)
+    created_at: AwareDatetime
+
+
+def alert_id(watch: str, created_at: datetime, story: str) -> str:
+    """One id per story per watch: what a receiver deduplicates on when an alert comes
+    twice (delivery is at least once)."""
+    key = f"{watch}\x1f{created_at.isoformat()}\x1f{story}"
+    return hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest()
+
+
+class Alert(Record):
+    """An indexed article a watch matched: on the matches topic keyed by story (where the
+    first of a story's articles wins), then on the alerts topic keyed by watch."""
+
+    alert_id: str
+    watch: str
+    watch_created_at: AwareDatetime
+    query: str
+    article_id: str
+    story: str = Field(description="the article's story cluster: one alert per story")
+    title: str | None = None
+    url: str
+    site: str
+    snippet: str = Field("", description="the matched words marked «thus»")
+    published_at: AwareDatetime | None = None
+    fetched_at: AwareDatetime
+    indexed_at: AwareDatetime = Field(description="when the article was searchable")
+    matched_at: AwareDatetime
 
 
 class Filtered(Record):

@@ -64,6 +64,19 @@ class Settings(BaseSettings):
         "names to be indexed (they may still be in the stages behind it; 5 s at a time, so "
         "that no rebalance waits on it) before it takes the missing ones as filtered",
     )
+    webhook_url: str | None = Field(
+        None,
+        description="URL the workers POST each standing query's alert to, as JSON (unset: "
+        "alerts only go to the alerts topic, for `newsflow watch tail`)",
+    )
+    webhook_attempts: int = Field(
+        6,
+        ge=1,
+        description="Times an alert is posted before it goes to the webhook's dead-letter "
+        "topic, waiting 1, 2, 4 ... up to 30 s between (a 4xx answer other than 408 or 429 "
+        "is not retried: the receiver refused it)",
+    )
+    webhook_timeout: float = Field(10.0, gt=0, description="Seconds a webhook may take to answer")
     sources: Path | None = Field(
         None, description="YAML file of the feeds and sitemaps `newsflow ingest feeds` watches"
     )

@@ -4,6 +4,7 @@ Data flows one way:
 
     ingest -> pages -> clean -> articles -> stories -> clustered -> enrich -> enriched
            -> index -> Elasticsearch
+                    -> matches (articles the watches match) -> alert -> alerts -> webhook
                        clean -> filtered (pages that are not articles, with the reason)
                      stories -> enriched (exact duplicates skip NER)
  Each stage has a dead-letter topic that keeps what it could not
@@ -27,7 +28,7 @@ from newsflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STAGES = ("ingest", "clean", "stories", "enrich", "index", "reclean")
+STAGES = ("ingest", "clean", "stories", "enrich", "index", "reclean", "alert", "webhook")
 DAY_MS = 24 * 3600 * 1000
 # A page is capped at 5 MB when fetched; as base64 inside JSON it grows by a third.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -95,6 +96,18 @@ class Topics:
         return f"{self.prefix}.recleans"
 
     @property
+    def watches(self) -> str:
+        return f"{self.prefix}.watches"
+
+    @property
+    def matches(self) -> str:
+        return f"{self.prefix}.matches"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}.alerts"
+
+    @property
     def group(self) -> str:
         """The consumer group of the pipeline's workers (Faust's app id)."""
         return f"{self.prefix}-pipeline"
@@ -107,7 +120,12 @@ class Topics:
     def tables(self) -> dict[str, int]:
         """The workers' tables and their partitions: those of the topic each is keyed
         like (site-stories and boilerplate by site, as the pages; stories is global)."""
-        return {"site-stories": self.partitions, "boilerplate": self.partitions, "stories": 1}
+        return {
+            "site-stories": self.partitions,
+            "boilerplate": self.partitions,
+            "stories": 1,
+            "alerted": self.partitions,  # keyed by story, as the matches topic
+        }
 
     def changelogs(self) -> list[TopicSpec]:
         """The tables' changelog topics, named as Faust names them. Created with the
@@ -139,6 +157,13 @@ class Topics:
             TopicSpec(self.enriched, p, "entity-tagged articles ready to index, keyed by id"),
             TopicSpec(self.filtered, p, "pages that are not articles, with the reason"),
             TopicSpec(self.recleans, p, "indexed articles of a site to clean again, keyed by site"),
+            # Standing queries: every worker reads all of it, so one partition; compacted, so
+            # the last version of each watch is kept for as long as it is not removed.
+            TopicSpec(
+                self.watches, 1, "standing queries (newsflow watch), keyed by name", compacted=True
+            ),
+            TopicSpec(self.matches, p, "indexed articles a watch matched, keyed by story"),
+            TopicSpec(self.alerts, p, "one alert per story per watch, keyed by watch"),
             # Dead letters are kept longer: someone has to look at them and replay them.
             *(
                 TopicSpec(

@@ -5,7 +5,10 @@
     articles  --stories--> clustered  (table: stories; one partition, global)
     clustered --enrich-->  enriched   (spaCy, batched)
     enriched  --index-->   Elasticsearch (bulk)
+                           matches    (what the watches match, once indexed; key: story)
     recleans  --reclean--> Elasticsearch (found, cleaned again, re-indexed: processors.reclean)
+    matches   --alert-->   alerts     (table: alerted; the first of each story per watch)
+    alerts    --webhook--> the user's URL (only with NEWSFLOW_WEBHOOK_URL)
 
 Delivery is at least once, into Kafka and into Elasticsearch, with idempotent ids. An
 agent tells the app a message is done (``PipelineApp.done``) only after what it produced
@@ -36,8 +39,9 @@ from typing import Any, TypeVar, cast
 from elasticsearch import AsyncElasticsearch
 from faust.exceptions import PartitionsMismatch
 
-from newsflow import deadletter
+from newsflow import deadletter, query, watches
 from newsflow.records import (
+    Alert,
     Article,
     DecodeError,
     EnrichedArticle,
@@ -50,8 +54,9 @@ from newsflow.records import (
 from newsflow.services import require_elasticsearch, require_kafka, wait_for
 from newsflow.settings import Settings
 from newsflow.topics import MAX_MESSAGE_BYTES, Topics
-from processors import faust_overrides, index, reclean, stages, stories, sweep
+from processors import faust_overrides, index, reclean, stages, stories, sweep, webhook
 from processors.entities import Tagger
+from processors.watchlist import WatchList
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -217,6 +222,8 @@ class Pipeline:
         self.app.limit_producer_buffer(producer_buffer_size(self.options.stories))
         self._tagger: Tagger | None = None
         self._es: AsyncElasticsearch | None = None
+        self._http: Any = None  # the webhook's httpx client, made on first use
+        self.watchlist = WatchList(settings.kafka_bootstrap, self.topics.watches)
         self._declare()
 
     def _topic(self, name: str, partitions: int) -> Any:
@@ -229,21 +236,29 @@ class Pipeline:
         self.pages, self.articles = self._topic(t.pages, p), self._topic(t.articles, 1)
         self.clustered, self.enriched = self._topic(t.clustered, p), self._topic(t.enriched, p)
         self.filtered, self.recleans = self._topic(t.filtered, p), self._topic(t.recleans, p)
+        self.matches, self.alerts = self._topic(t.matches, p), self._topic(t.alerts, p)
         self.dlq = {
             s: self._topic(t.deadletter(s), 1)
-            for s in ("clean", "stories", "enrich", "index", "reclean")
+            for s in ("clean", "stories", "enrich", "index", "reclean", "alert", "webhook")
         }
         # Values are plain lists and dicts (JSON, the app's default serializer).
         parts = t.tables()
         self.site_stories = self.app.Table("site-stories", partitions=parts["site-stories"])
         self.boilerplate = self.app.Table("boilerplate", partitions=parts["boilerplate"])
         self.stories = self.app.Table("stories", partitions=parts["stories"])
-        self.app.guarded_topics.update((t.pages, t.articles, t.clustered, t.enriched, t.recleans))
+        self.alerted = self.app.Table("alerted", partitions=parts["alerted"])
+        self.app.guarded_topics.update(
+            (t.pages, t.articles, t.clustered, t.enriched, t.recleans, t.matches, t.alerts)
+        )
         self.app.agent(self.pages, name="clean")(self._clean)
         self.app.agent(self.articles, name="stories")(self._stories)
         self.app.agent(self.clustered, name="enrich")(self._enrich)
         self.app.agent(self.enriched, name="index")(self._index)
         self.app.agent(self.recleans, name="reclean")(self._reclean)
+        self.app.agent(self.matches, name="alert")(self._alert)
+        if self.settings.webhook_url:
+            self.app.agent(self.alerts, name="webhook")(self._webhook)
+        self.app.task(self._follow_watches)
         self._last_sweep = time.monotonic()
         self._last_site_sweep: dict[int, float] = {}
         self._clock = sweep.StreamClock()  # what the sweeps expire entries against
@@ -256,6 +271,9 @@ class Pipeline:
         if self._es is not None:
             await self._es.close()
             self._es = None
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     # -- shared plumbing ------------------------------------------------------------------
 
@@ -495,9 +513,10 @@ class Pipeline:
             good, out = await self._decode_batch("index", events, EnrichedArticle)
             by_id = {a.article_id: e for e, a in good}
             # Retries until Elasticsearch has acknowledged every document, however long.
-            refused = await index.write(
-                self._get_es(), self.settings.topic_prefix, [a for _, a in good]
-            )
+            written = [a for _, a in good]
+            refused = await index.write(self._get_es(), self.settings.topic_prefix, written)
+            rejected = {r.article.article_id for r in refused}
+            out += await self._matched([a for a in written if a.article_id not in rejected])
             for r in refused:
                 error = deadletter.PermanentError(
                     f"Elasticsearch refused it ({r.status}): {r.reason}"
@@ -510,6 +529,69 @@ class Pipeline:
             for event in events:
                 self.app.done(event.message)
                 await stream.ack(event)
+
+    # -- standing queries -----------------------------------------------------------------
+
+    async def _follow_watches(self) -> None:
+        await self.watchlist.follow()
+
+    async def _matched(self, articles: list[EnrichedArticle]) -> list[Outgoing]:
+        """The alerts the watches raise for articles just indexed, to the matches topic
+        keyed by story (so the first of a story's articles, whichever partition it came
+        from, is the one alerted). Matching starts once the worker has read every watch."""
+        if not articles:
+            return []
+        await self.watchlist.ready.wait()
+        current = list(self.watchlist.watches.values())
+        if not current:
+            return []
+        out = []
+        for article in articles:
+            doc = index.document(article)
+            for watch in watches.fired(current, query.Doc(doc)):
+                found = watches.alert(watch, doc)
+                out.append(Outgoing(self.matches, found.story.encode(), found.encode()))
+        return out
+
+    async def _alert(self, stream: Any) -> None:
+        await self._guard("alert", self._alert_loop(stream))
+
+    async def _alert_loop(self, stream: Any) -> None:
+        async for event in stream.events():
+            self.app.processing(event.message)
+            await self._process("alert", event, partial(self._alert_one, event))
+
+    async def _alert_one(self, event: Any) -> list[Outgoing]:
+        """An alert once per story per watch: a second copy of the story, or the same
+        match again after a crash, finds its id in the table."""
+        found = decode(Alert, event.value)
+        if found.alert_id in self.alerted:
+            return []
+        self.alerted[found.alert_id] = found.article_id
+        log.info("watch %s: %s (%s)", found.watch, found.title, found.url)
+        return [Outgoing(self.alerts, found.watch.encode(), found.encode())]
+
+    async def _webhook(self, stream: Any) -> None:
+        await self._guard("webhook", self._webhook_loop(stream))
+
+    async def _webhook_loop(self, stream: Any) -> None:
+        async for event in stream.events():
+            self.app.processing(event.message)
+            await self._process("webhook", event, partial(self._webhook_one, event))
+
+    async def _webhook_one(self, event: Any) -> list[Outgoing]:
+        import httpx
+
+        found = decode(Alert, event.value)
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.settings.webhook_timeout)
+        url = str(self.settings.webhook_url)
+        done = await webhook.deliver(self._http, url, found, self.settings.webhook_attempts)
+        if done.delivered:
+            return []
+        if done.refused:
+            raise deadletter.PermanentError(f"the webhook refused the alert: {done.reason}")
+        raise deadletter.TransientError(f"the webhook did not take the alert: {done.reason}")
 
     async def _reclean(self, stream: Any) -> None:
         await self._guard("reclean", self._reclean_loop(stream))

@@ -6,9 +6,9 @@ fetch date, so a replayed message always lands in the same index), all behind th
 version is external (``version``): a replay neither duplicates a document nor brings back
 an older form of it.
 
-The mapping uses only what the minimal Elasticsearch distribution has (the standard
-analyzer, no ingest pipelines, no scripts), so it works on both the local stack and the
-Docker image.
+The mapping uses only what the minimal Elasticsearch distribution has (the standard and
+whitespace analyzers, no ingest pipelines, no scripts), so it works on both the local
+stack and the Docker image; the stemmed search terms are made here (newsflow.analysis).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch, TransportError
 
+from newsflow import analysis
 from newsflow.records import EnrichedArticle, utcnow
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ ENTITY_FIELDS = {
 }
 
 KEYWORD = {"type": "keyword"}
+STEMS = {"type": "text", "analyzer": "whitespace"}
+# Prefixes need neither positions nor lengths.
+WORDS = {"type": "text", "analyzer": "whitespace", "index_options": "docs", "norms": False}
+TERM_FIELDS = ("stems", "words")
 TEXT_WITH_KEYWORD = {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}}
 
 
@@ -103,6 +108,11 @@ def template_body(prefix: str) -> dict[str, Any]:
             },
         },
         **{field: KEYWORD for field in set(ENTITY_FIELDS.values())},
+        # The search terms newsflow.analysis makes of each field (newsflow.query reads
+        # them): stems for words and phrases, folded words for prefixes. Only split on
+        # spaces here, so the node needs no analysis module of its own.
+        "stems": {"properties": {name: STEMS for name in analysis.FIELDS}},
+        "words": {"properties": {name: WORDS for name in analysis.FIELDS}},
     }
     return {
         "index_patterns": [f"{alias(prefix)}-*"],
@@ -110,7 +120,13 @@ def template_body(prefix: str) -> dict[str, Any]:
             "settings": {"number_of_shards": 1, "number_of_replicas": 0},
             # Unknown fields are kept in _source but not indexed: a newer record never breaks
             # an older index.
-            "mappings": {"dynamic": False, "properties": properties},
+            # The terms are derived from the text: kept out of _source, which stays the
+            # article (re-cleaning reads it back and derives them again).
+            "mappings": {
+                "dynamic": False,
+                "_source": {"excludes": list(TERM_FIELDS)},
+                "properties": properties,
+            },
             "aliases": {alias(prefix): {}},
         },
         "priority": 200,
@@ -156,7 +172,19 @@ def document(article: EnrichedArticle) -> dict[str, Any]:
             doc.setdefault(field, []).append(entity.text)
     for entity_field in doc.keys() & set(ENTITY_FIELDS.values()):
         doc[entity_field] = sorted(set(doc[entity_field]))
+    doc.update(terms(doc))
     return doc
+
+
+def terms(doc: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The search terms of a document's text fields (the ``stems`` and ``words`` fields)."""
+    stems, words = {}, {}
+    for name in analysis.FIELDS:
+        analysed = analysis.Analysed.of(doc.get(name))
+        if analysed.stems:
+            stems[name] = " ".join(analysed.stems)
+            words[name] = " ".join(analysed.words)
+    return {"stems": stems, "words": words}
 
 
 @dataclass(frozen=True)

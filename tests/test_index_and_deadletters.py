@@ -240,13 +240,12 @@ def test_search_collapses_copies_of_a_story_and_facets_entities(
 
     assert asyncio.run(run()) == []
     es.indices.refresh(index=index.alias(prefix))
-    body = search.query_body("Kessling dockers", markers=search.PLAIN)
-    result = search.parse(es.search(index=index.alias(prefix), **body))
-    assert result.total == 3
+    result = search.run(es, index.alias(prefix), search.Request("Kessling dockers"))
+    assert result.total == 3 and result.stories == 2
     assert sorted(len(h.copies) for h in result.hits) == [0, 1]
     assert any("\u00abKessling\u00bb" in s for h in result.hits for s in h.snippets)
     assert ("Kessling", 3) in result.facets["places"]
-    text = search.render(result, "Kessling dockers")
+    text = search.render(result)
     assert "1 more copy of this story" in text
-    uncollapsed = search.query_body("Kessling dockers", collapse=False)
-    assert len(search.parse(es.search(index=index.alias(prefix), **uncollapsed)).hits) == 3
+    uncollapsed = search.Request("Kessling dockers", collapse=False)
+    assert len(search.run(es, index.alias(prefix), uncollapsed).hits) == 3
