@@ -22,14 +22,16 @@ import click
 
 from deploy.stack import Stack
 from ingest.canon import canonicalize
-from newsflow import search
+from newsflow import search, watches
 from newsflow.demo.sites import EXPECTED, DemoServer, article_urls, brief_urls, listings, url
 from newsflow.errors import SetupError
-from newsflow.records import article_id
+from newsflow.records import Watch, article_id, utcnow
 from newsflow.settings import Settings, StackSettings
 
 log = logging.getLogger(__name__)
 
+# A standing query the demo adds before its pages arrive, and whose alerts it shows.
+WATCH = ("demo-dock-strikes", "(strike | walkout) (port | dock*)")
 QUERIES = ("dockworkers strike", '"interest rates" -mortgage', "seagrass carbon")
 # Fixed ports, so the sites' URLs (and so the article ids) are the same on every run: a
 # second demo overwrites the first one's documents instead of adding copies.
@@ -51,7 +53,9 @@ def run(settings: Settings, stack_settings: StackSettings, timeout: float = 600)
     from processors.app import prepare
 
     prepare(settings)
-    _step(2, "starting a pipeline worker (clean, stories, enrich, index, reclean)")
+    _step(2, "adding a standing query and starting a pipeline worker")
+    watch = _add_watch(settings)
+    click.echo(f"    newsflow watch add {watch.name} '{watch.query}'")
     log_file = stack_settings.dir / "demo-worker.log"
     worker = _start_worker(settings, log_file)
     try:
@@ -67,6 +71,7 @@ def run(settings: Settings, stack_settings: StackSettings, timeout: float = 600)
         _wait_recleaned(settings, worker, log_file, timeout)
         _step(5, "what newsflow made of them")
         _report(settings)
+        _show_alerts(settings, watch)
     finally:
         _stop_worker(worker)
     click.echo(
@@ -212,6 +217,29 @@ def _count_ids(es: Any, index: str, ids: set[str]) -> int:
 
 
 REMOVED = ("titles", "repeats", "short", "near", "boilerplate", "teasers")
+
+
+def _add_watch(settings: Settings) -> Watch:
+    """The demo's watch, added anew at each run (so each run alerts anew)."""
+    watch = Watch(name=WATCH[0], query=WATCH[1], created_at=utcnow())
+    watches.put(settings, watch, watch.name)
+    return watch
+
+
+def _show_alerts(settings: Settings, watch: Watch) -> None:
+    """This run's alerts of the demo watch: one per story, though the story ran on every
+    site. The alerts come within a second of indexing; 5 s without one ends the wait."""
+    alerts = [
+        a
+        for a in watches.tail(settings, from_beginning=True, watch=watch.name, idle=5)
+        if a.watch_created_at == watch.created_at
+    ]
+    click.echo(
+        f"\nwatch {watch.name} ('{watch.query}'): {len(alerts)} alert(s), one per story "
+        "(`newsflow watch tail` shows them as they come):"
+    )
+    for a in alerts:
+        click.echo(f"  * {a.title}  [{a.site}]\n    {a.url}\n    {a.snippet}")
 
 
 def _report(settings: Settings) -> None:

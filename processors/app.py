@@ -260,7 +260,7 @@ class Pipeline:
             self.app.agent(self.alerts, name="webhook")(self._webhook)
         self.app.task(self._follow_watches)
         self._last_sweep = time.monotonic()
-        self._last_site_sweep: dict[int, float] = {}
+        self._last_site_sweep: dict[Any, float] = {}  # by partition (and alerted partition)
         self._clock = sweep.StreamClock()  # what the sweeps expire entries against
         # mode's receiver type is a union mypy cannot match a bound coroutine method to.
         self.app.on_before_shutdown.connect(cast(Any, self._close_clients))
@@ -560,16 +560,41 @@ class Pipeline:
         async for event in stream.events():
             self.app.processing(event.message)
             await self._process("alert", event, partial(self._alert_one, event))
+            await self._maybe_sweep_alerted(event.message.partition)
 
     async def _alert_one(self, event: Any) -> list[Outgoing]:
         """An alert once per story per watch: a second copy of the story, or the same
         match again after a crash, finds its id in the table."""
         found = decode(Alert, event.value)
+        partition = event.message.partition
+        self._clock.saw(("alerted", partition), found.fetched_at.timestamp())
         if found.alert_id in self.alerted:
             return []
-        self.alerted[found.alert_id] = found.article_id
+        self.alerted[found.alert_id] = {
+            "a": found.article_id,
+            "p": partition,
+            "t": found.fetched_at.timestamp(),
+        }
         log.info("watch %s: %s (%s)", found.watch, found.title, found.url)
         return [Outgoing(self.alerts, found.watch.encode(), found.encode())]
+
+    async def _maybe_sweep_alerted(self, partition: int) -> None:
+        """Once an interval per partition, forget the alerts of stories that have closed
+        (see _maybe_sweep_sites for why from here, and against the stream's time)."""
+        key = ("alerted", partition)
+        last = self._last_site_sweep.setdefault(key, time.monotonic())
+        now = self._clock.now(key)
+        if now is None or time.monotonic() - last < self.settings.sweep_interval:
+            return
+        self._last_site_sweep[key] = time.monotonic()
+        keep = 2 * self.options.stories.window_seconds
+        try:
+            swept = await sweep.alerted(self.alerted, partition, now, keep)
+            log.info("swept %d alerts of closed stories from partition %d", swept, partition)
+        except Exception:
+            log.exception(
+                "sweeping partition %d's alerted table failed; tried again later", partition
+            )
 
     async def _webhook(self, stream: Any) -> None:
         await self._guard("webhook", self._webhook_loop(stream))

@@ -1,6 +1,6 @@
 """Expiring old entries from the dedup tables without holding up the event loop.
 
-The boilerplate table is swept by reading every key of a partition's sites: on a large
+The boilerplate and alerted tables are swept by reading every key of a partition: on a large
 table a plain loop would keep the event loop busy for seconds, long enough to miss
 broker heartbeats and cause the rebalances the pipeline must avoid. So its keys are
 copied in chunks (yielding to the loop between them), the pure sweep runs on the copy
@@ -73,6 +73,39 @@ async def sites(
     swept += await loop.run_in_executor(None, paragraphs.sweep, after, now, options.boilerplate)
     await _write_back(boilerplate, before, after, chunk)
     return swept
+
+
+async def alerted(
+    table: MutableMapping[str, Any],
+    partition: int,
+    now: float,
+    keep_seconds: float,
+    chunk: int = CHUNK,
+) -> int:
+    """Drop the alerted table's entries of ``partition`` older than ``keep_seconds``.
+
+    An entry only has to outlive its story: a copy arriving after the story window has
+    closed starts a story of its own (processors.stories), with its own alert. Each entry
+    names the partition it was written from, since its key (an alert id) does not."""
+
+    def expired(value: Any) -> bool:
+        return (
+            isinstance(value, dict)
+            and value.get("p") == partition
+            and float(value.get("t", now)) < now - keep_seconds
+        )
+
+    gone: list[str] = []
+    for i, (key, value) in enumerate(table.items(), 1):
+        if expired(value):
+            gone.append(key)
+        if i % chunk == 0:
+            await asyncio.sleep(0)
+    for i, key in enumerate(gone, 1):
+        del table[key]
+        if i % chunk == 0:
+            await asyncio.sleep(0)
+    return len(gone)
 
 
 async def _copy(
