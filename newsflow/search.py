@@ -222,7 +222,8 @@ def parse(resp: Any, request: Request, markers: tuple[str, str] = PLAIN) -> Resu
 
 def marks(text: str, node: q.Node) -> list[tuple[int, int]]:
     """Character spans of ``text`` the query matched: its words, prefixes and phrases
-    (not what it leaves out), analysed as the index analyses them."""
+    (not what it leaves out), analysed as the index analyses them; marked words only
+    spaces apart are one span."""
     found = list(tokens(text))
     leaves = list(q.leaves(node))
     if not found or not leaves:
@@ -248,7 +249,15 @@ def marks(text: str, node: q.Node) -> list[tuple[int, int]]:
                     max(0, i - leaf.slop - len(leaf.stems)) : i + leaf.slop + len(leaf.stems)
                 ]
                 hit[i] |= t.stem in leaf.stems and q.phrase_at(window, leaf.stems, leaf.slop)
-    return [(t.start, t.end) for t, h in zip(found, hit, strict=True) if h]
+    spans: list[tuple[int, int]] = []
+    for t, h in zip(found, hit, strict=True):
+        if not h:
+            continue
+        if spans and not text[spans[-1][1] : t.start].strip():
+            spans[-1] = (spans[-1][0], t.end)  # «Port of Kessling», not «Port» «of» «Kessling»
+        else:
+            spans.append((t.start, t.end))
+    return spans
 
 
 def snippets(
@@ -315,7 +324,7 @@ def _passage(
 
 def heading(result: Result) -> str:
     req = result.request
-    what = "every article" if req.everything else f'"{req.text}"'
+    what = "every article" if req.everything else repr(req.text)
     narrowed = req.filters.describe()
     if narrowed:
         what += f" ({narrowed})"
