@@ -541,7 +541,15 @@ class Pipeline:
         from, is the one alerted). Matching starts once the worker has read every watch."""
         if not articles:
             return []
-        await self.watchlist.ready.wait()
+        while not self.watchlist.ready.is_set():
+            try:
+                await asyncio.wait_for(self.watchlist.ready.wait(), timeout=30)
+            except TimeoutError:
+                log.warning(
+                    "matching waits for the watches (%s) to be read; the indexed articles "
+                    "are acknowledged once they are matched",
+                    self.topics.watches,
+                )
         current = list(self.watchlist.watches.values())
         if not current:
             return []
