@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from newsflow.errors import SetupError
@@ -69,6 +70,21 @@ class Settings(BaseSettings):
         description="URL the workers POST each standing query's alert to, as JSON (unset: "
         "alerts only go to the alerts topic, for `newsflow watch tail`)",
     )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_is_http(cls, url: str | None) -> str | None:
+        if not url:
+            return None
+        parsed = urlsplit(url)
+        try:
+            port = parsed.port
+        except ValueError:
+            raise ValueError("its port is not a number from 1 to 65535") from None
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or port == 0:
+            raise ValueError("give an http:// or https:// URL with a host")
+        return url
+
     webhook_attempts: int = Field(
         6,
         ge=1,

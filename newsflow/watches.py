@@ -136,17 +136,22 @@ def read_all(settings: Settings, skipped: list[str] | None = None) -> dict[str, 
 def fold(
     found: dict[str, Watch], key: bytes | None, value: bytes | None, skipped: list[str] | None
 ) -> None:
-    """Apply one record of the watches topic to ``found``."""
+    """Apply one record of the watches topic to ``found``. A record that is no watch, or
+    whose query does not parse (written by hand, or by a newsflow whose query language
+    differs), is left out and named in ``skipped``; the others match as before."""
     name = (key or b"").decode("utf-8", "replace")
     if value is None:
         found.pop(name, None)
         return
     try:
-        found[name] = decode(Watch, value)
-    except DecodeError as err:
+        watch = decode(Watch, value)
+        compiled(watch.query)  # a query this version cannot read would fail every match
+    except (DecodeError, query.QueryError) as err:
         found.pop(name, None)
         if skipped is not None:
             skipped.append(f"{name}: {err}")
+        return
+    found[name] = watch
 
 
 def tail(

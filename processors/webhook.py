@@ -25,6 +25,32 @@ RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 MAX_BACKOFF = 30.0
 
 
+def shown(url: str) -> str:
+    """The URL as logs and dead letters name it: scheme, host and port only. Webhook URLs
+    often carry their credential in the path or query (a chat service's incoming hook),
+    and a dead letter is read by more people than the one who set it up."""
+    parsed = httpx.URL(url)
+    port = f":{parsed.port}" if parsed.port else ""
+    rest = "/…" if parsed.raw_path not in (b"", b"/") else ""
+    return f"{parsed.scheme}://{parsed.host}{port}{rest}"
+
+
+def url_problem(url: str) -> str | None:
+    """What makes ``url`` no address to POST to, or None. Checked before any request:
+    httpx raises, rather than answers, for a port out of range or a bad host."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as err:
+        return f"the webhook URL is not a URL: {type(err).__name__}"
+    if parsed.scheme not in ("http", "https"):
+        return f"the webhook URL is not http(s) but {parsed.scheme or 'schemeless'}"
+    if not parsed.host:
+        return "the webhook URL names no host"
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        return f"the webhook URL's port {parsed.port} is out of range"
+    return None
+
+
 @dataclass(frozen=True)
 class Outcome:
     delivered: bool
@@ -43,6 +69,10 @@ async def deliver(
     max_backoff: float = MAX_BACKOFF,
 ) -> Outcome:
     """POST ``alert`` to ``url`` until a 2xx answer, a refusal, or ``attempts`` tries."""
+    bad = url_problem(url)
+    if bad:
+        return Outcome(False, 1, bad, refused=True)
+    where = shown(url)
     body = alert.model_dump_json().encode("utf-8")
     headers = {
         "content-type": "application/json",
@@ -54,13 +84,11 @@ async def deliver(
         try:
             resp = await client.post(url, content=body, headers=headers)
         except httpx.HTTPError as err:  # no answer: refused, reset, timed out, bad URL
-            reason = f"no answer from {url}: {type(err).__name__}: {err}"
-            if isinstance(err, httpx.UnsupportedProtocol | httpx.InvalidURL):
-                return Outcome(False, attempt, reason, refused=True)
+            reason = f"no answer from {where}: {type(err).__name__}"
         else:
             if 200 <= resp.status_code < 300:
                 return Outcome(True, attempt)
-            reason = f"{url} answered {resp.status_code} {resp.reason_phrase}: {resp.text[:300]}"
+            reason = f"{where} answered {resp.status_code} {resp.reason_phrase}: {resp.text[:300]}"
             if resp.status_code not in RETRYABLE:
                 return Outcome(False, attempt, reason, refused=True)
         if attempt < attempts:

@@ -138,6 +138,12 @@ CASES = [
         ),
     ),
     Case(
+        ("settings",),
+        2,
+        ("NEWSFLOW_WEBHOOK_URL", "http:// or https://"),
+        (("NEWSFLOW_WEBHOOK_URL", "ftp://hooks.example/x"),),
+    ),
+    Case(
         ("search", "port"),
         2,
         ("bad elasticsearch url",),
