@@ -58,7 +58,9 @@ def fold(word: str) -> str:
 
 def tokens(text: str) -> Iterator[Token]:
     """The tokens of ``text`` with their offsets (stems computed in one call per text)."""
-    found = [(m, fold(m.group())) for m in _TOKEN.finditer(text)]
+    # A few letters fold to several words (the ligature U+FDFA to four): each is a token,
+    # as the node's whitespace tokenizer splits them.
+    found = [(m, w) for m in _TOKEN.finditer(text) for w in fold(m.group()).split(" ")]
     found = [(m, w) for m, w in found if w and _fits(w)]
     stems = _stemmer().stemWords([w for _, w in found])
     for (m, word), stem in zip(found, stems, strict=True):

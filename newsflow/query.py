@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from newsflow.analysis import FIELDS, Analysed, fold, tokens
@@ -92,7 +92,7 @@ _LEX = re.compile(
     | (?P<open_quote>")
     | (?P<paren>[()])
     | (?P<op>[+|])
-    | (?P<neg>-(?=\S))
+    | (?P<neg>-(?=\S|$))
     | (?P<word>[^\s"()|]+)
     """,
     re.VERBOSE,
@@ -172,6 +172,11 @@ class _Parser:
         return node
 
     def either(self) -> Node | None:
+        first = self.peek()
+        if first is not None and first.kind == "|":
+            raise QueryError(
+                f"{first.text} at column {first.at} needs something to search for before it"
+            )
         children = [self.both()]
         while (lexeme := self.peek()) is not None and lexeme.kind == "|":
             self.take()
@@ -375,7 +380,7 @@ def phrase_at(stems: tuple[str, ...], phrase: tuple[str, ...], slop: int) -> boo
     order; "a b"~2 also finds "b a"), a repeated term taking distinct positions."""
     where: dict[str, list[int]] = {}
     for pos, s in enumerate(stems):
-        if s in where or s in phrase:
+        if s in phrase:
             where.setdefault(s, []).append(pos)
     if any(term not in where for term in phrase):
         return False
@@ -388,17 +393,42 @@ def phrase_at(stems: tuple[str, ...], phrase: tuple[str, ...], slop: int) -> boo
 
 
 def _fits_window(where: dict[str, list[int]], phrase: tuple[str, ...], m: int, slop: int) -> bool:
-    """Can each term i take a position in [m + i, m + i + slop], repeats distinct? The
+    return _window(where, phrase, m, slop) is not None
+
+
+def _window(
+    where: dict[str, list[int]], phrase: tuple[str, ...], m: int, slop: int
+) -> list[int] | None:
+    """Positions for each term i in [m + i, m + i + slop], repeats distinct, or None. The
     windows of one term's repeats are equally long and in order, so taking the earliest
     free position for each in turn finds an assignment whenever one exists."""
     taken: dict[str, int] = {}
+    chosen = []
     for i, term in enumerate(phrase):
         low = max(m + i, taken.get(term, -1) + 1)
         found = next((p for p in where[term] if low <= p <= m + i + slop), None)
         if found is None:
-            return False
+            return None
         taken[term] = found
-    return True
+        chosen.append(found)
+    return chosen
+
+
+def phrase_positions(stems: tuple[str, ...], phrase: tuple[str, ...], slop: int) -> set[int]:
+    """The positions of ``stems`` that take part in a match of ``phrase``: what a
+    snippet marks."""
+    where: dict[str, list[int]] = {}
+    for pos, s in enumerate(stems):
+        if s in phrase:
+            where.setdefault(s, []).append(pos)
+    if any(term not in where for term in phrase):
+        return set()
+    marked: set[int] = set()
+    for m in sorted({p - i for i, t in enumerate(phrase) for p in where[t]}):
+        found = _window(where, phrase, m, slop)
+        if found is not None:
+            marked.update(found)
+    return marked
 
 
 # -- filters --------------------------------------------------------------------------------
@@ -474,14 +504,14 @@ class Filters:
         src = doc.source
         if self.sites:
             wanted = {s.lower() for s in self.sites}
-            name = (src.get("site_name") or "").casefold()
-            if src.get("site") not in wanted and name not in {s.casefold() for s in self.sites}:
+            name = _lower(src.get("site_name") or "")
+            if src.get("site") not in wanted and name not in {_lower(s) for s in self.sites}:
                 return False
         if self.languages and src.get("language") not in {x.lower() for x in self.languages}:
             return False
         for name, values in self.entity_filters():
-            have = {v.casefold() for v in src.get(name) or ()}
-            if any(v.casefold() not in have for v in values):
+            have = {_lower(v) for v in src.get(name) or ()}
+            if any(_lower(v) not in have for v in values):
                 return False
         if self.stories and src.get("cluster_id") not in self.stories:
             return False
@@ -514,6 +544,13 @@ def _any(clauses: list[dict[str, Any]]) -> dict[str, Any]:
     return {"bool": {"should": clauses, "minimum_should_match": 1}}
 
 
+def _lower(text: str) -> str:
+    """Lowercase as Elasticsearch's case-insensitive term query compares: letter by letter,
+    never one letter into two (Python's casefold makes "Straße" "strasse"; the node does
+    not)."""
+    return "".join(low if len(low := c.lower()) == 1 else c for c in text)
+
+
 def _term_ci(name: str, value: str) -> dict[str, Any]:
     return {"term": {name: {"value": value, "case_insensitive": True}}}
 
@@ -533,6 +570,14 @@ def _when(src: Mapping[str, Any]) -> datetime | None:
         return None
     when = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
     return _ms(when if when.tzinfo else when.replace(tzinfo=UTC))
+
+
+def _date_only(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
@@ -559,6 +604,6 @@ def parse_time(
         ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    if end_of_day and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if end_of_day and _date_only(text):
         when += timedelta(days=1)
     return when

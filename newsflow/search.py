@@ -23,6 +23,7 @@ MAX_SIZE = 100  # stories per page: more is a report, not a search (Kibana expor
 MAX_WINDOW = 10_000
 SNIPPET_CHARS = 160
 SNIPPETS = 2
+WIDEN = 40  # characters a passage may grow by to end on a word boundary
 Sort = Literal["relevance", "newest"]
 
 _SOURCE = [
@@ -95,7 +96,9 @@ class Request:
             "sort": newest if self.order == "newest" else ["_score", *newest],
             "track_total_hits": True,
             "aggs": {
-                **{f: {"terms": {"field": f, "size": 6}} for f in FACETS},
+                # Counted on every shard (a monthly index has one) well past the top six,
+                # so that the six and their counts are right across months.
+                **{f: {"terms": {"field": f, "size": 6, "shard_size": 200}} for f in FACETS},
                 "stories": {"cardinality": {"field": "cluster_id"}},
             },
             "_source": _SOURCE,
@@ -243,12 +246,9 @@ def marks(text: str, node: q.Node) -> list[tuple[int, int]]:
                 if stems[i : i + n] == leaf.stems:
                     for j in range(i, i + n):
                         hit[j] = True
-        else:  # a sloppy phrase: its words wherever they are close enough to count
-            for i, t in enumerate(found):
-                window = stems[
-                    max(0, i - leaf.slop - len(leaf.stems)) : i + leaf.slop + len(leaf.stems)
-                ]
-                hit[i] |= t.stem in leaf.stems and q.phrase_at(window, leaf.stems, leaf.slop)
+        else:  # a sloppy phrase: the words of each match
+            for i in q.phrase_positions(stems, leaf.stems, leaf.slop):
+                hit[i] = True
     spans: list[tuple[int, int]] = []
     for t, h in zip(found, hit, strict=True):
         if not h:
@@ -300,15 +300,22 @@ def snippets(
 def _passage(
     text: str, start: int, size: int, spans: list[tuple[int, int]], markers: tuple[str, str]
 ) -> str:
-    # Widen to whole words at both ends, and past any mark the end would cut.
-    while start > 0 and not text[start - 1].isspace():
-        start -= 1
+    """The passage from about ``start``, ``size`` characters long, at word boundaries
+    where there is one near (a long URL has none), and never through a mark."""
+    for back in range(start, max(0, start - WIDEN) - 1, -1):
+        if back == 0 or text[back - 1].isspace():
+            start = back
+            break
     end = min(len(text), start + size)
+    for ahead in range(end, min(len(text), end + WIDEN) + 1):
+        if ahead == len(text) or text[ahead].isspace():
+            end = ahead
+            break
     for a, b in spans:
+        if a < start < b:
+            start = a
         if a < end < b:
             end = b
-    while end < len(text) and not text[end].isspace() and end - start < size + 40:
-        end += 1
     out, pos = [], start
     for a, b in spans:
         if a >= start and b <= end:
