@@ -23,6 +23,7 @@ import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -175,6 +176,36 @@ def write(settings: Settings, prefix: str, articles: list[EnrichedArticle]) -> N
     assert asyncio.run(go()) == []
 
 
+@contextmanager
+def indexed_corpus(
+    settings: Settings,
+    articles: list[EnrichedArticle],
+    copies: dict[str, str],
+    undated: list[str],
+) -> Iterator[Corpus]:
+    """``articles`` indexed under a prefix of their own, deleted afterwards."""
+    es = Elasticsearch(settings.elasticsearch_url, request_timeout=60)
+    prefix = f"srch{uuid.uuid4().hex[:8]}"
+    try:
+        index.ensure_template(es, prefix)
+        write(settings, prefix, articles)
+        es.indices.refresh(index=index.alias(prefix))
+        hits = es.search(index=index.alias(prefix), size=ALL, query={"match_all": {}})
+        yield Corpus(
+            es=es,
+            settings=settings,
+            prefix=prefix,
+            articles={a.article_id: a for a in articles},
+            docs={a.article_id: index.document(a) for a in articles},
+            read_back={h["_id"]: h["_source"] for h in hits["hits"]["hits"]},
+            copies=copies,
+            undated=undated,
+        )
+    finally:
+        delete_prefix(es, prefix)
+        es.close()
+
+
 @pytest.fixture(scope="module")
 def corpus(settings: Settings) -> Iterator[Corpus]:
     pages, syndication = build_pages()
@@ -191,26 +222,8 @@ def corpus(settings: Settings) -> Iterator[Corpus]:
         a.model_copy(update={"published_at": None}) if a.article_id in undated else a
         for a in articles.values()
     ]
-    es = Elasticsearch(settings.elasticsearch_url, request_timeout=60)
-    prefix = f"srch{uuid.uuid4().hex[:8]}"
-    try:
-        index.ensure_template(es, prefix)
-        write(settings, prefix, indexed)
-        es.indices.refresh(index=index.alias(prefix))
-        hits = es.search(index=index.alias(prefix), size=ALL, query={"match_all": {}})
-        yield Corpus(
-            es=es,
-            settings=settings,
-            prefix=prefix,
-            articles={a.article_id: a for a in indexed},
-            docs={a.article_id: index.document(a) for a in indexed},
-            read_back={h["_id"]: h["_source"] for h in hits["hits"]["hits"]},
-            copies=copies,
-            undated=undated,
-        )
-    finally:
-        delete_prefix(es, prefix)
-        es.close()
+    with indexed_corpus(settings, indexed, copies, undated) as made:
+        yield made
 
 
 def field_words(doc: dict[str, Any]) -> list[list[str]]:
@@ -652,38 +665,19 @@ def odd(settings: Settings) -> Iterator[Corpus]:
         small_article(1, "The caller wrote \ufdfa after the name.", ["Straße"]),
         small_article(2, "Only \u0627\u0644\u0644\u0647 here.", ["Berlin"]),
     ]
-    es = Elasticsearch(settings.elasticsearch_url, request_timeout=60)
-    prefix = f"srch{uuid.uuid4().hex[:8]}"
-    try:
-        index.ensure_template(es, prefix)
-        write(settings, prefix, articles)
-        es.indices.refresh(index=index.alias(prefix))
-        hits = es.search(index=index.alias(prefix), size=ALL, query={"match_all": {}})
-        yield Corpus(
-            es=es,
-            settings=settings,
-            prefix=prefix,
-            articles={a.article_id: a for a in articles},
-            docs={a.article_id: index.document(a) for a in articles},
-            read_back={h["_id"]: h["_source"] for h in hits["hits"]["hits"]},
-            copies={},
-            undated=[],
-        )
-    finally:
-        delete_prefix(es, prefix)
-        es.close()
+    with indexed_corpus(settings, articles, {}, []) as made:
+        yield made
 
 
 def test_a_word_that_folds_to_several_is_one_term_on_both_sides(odd: Corpus) -> None:
-    # The ligature is one token to newsflow.analysis; its folded form has spaces in it, so
-    # the index (which splits the terms it is sent on spaces) holds four, and the query's
-    # one "term" is four words ORed by multi_match.
+    # The ligature folds to four words with spaces between: four terms in the index, which
+    # splits what it is sent on spaces, so four for the matcher and the query as well.
     assert disagreements(odd, ["\ufdfa"]) == []
 
 
 def test_an_entity_filter_ignores_case_the_same_way_on_both_sides(odd: Corpus) -> None:
-    # Python casefolds ("Straße" -> "strasse"); Elasticsearch's case_insensitive term only
-    # lowercases letter by letter, so "STRASSE" never equals "Straße" there.
+    # Elasticsearch's case_insensitive term lowercases letter by letter, so "STRASSE" is
+    # never "Straße" there; casefolding (ß -> ss) would make it so in Python.
     for name in ("STRASSE", "strasse", "STRAßE"):
         filters = q.Filters(places=(name,))
         result = odd.run(search.Request("*", filters, collapse=False))
