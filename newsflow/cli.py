@@ -115,6 +115,8 @@ def cli(
       newsflow demo          run the whole pipeline on the built-in sample sites
       newsflow stack up      start Kafka and Elasticsearch locally (no Docker)
       newsflow settings      every NEWSFLOW_* variable and its current value
+      newsflow search Q      search the articles ('"port strike" -football', --since 2d)
+      newsflow watch add     a standing query: alerts as new articles match it
     """
     logs.configure(-1 if quiet else verbose)
     overrides: dict[str, Any] = {"kafka_bootstrap": kafka, "elasticsearch_url": elasticsearch}
