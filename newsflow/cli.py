@@ -688,7 +688,8 @@ def watch_tail(
                 continue
             when = alert.published_at or alert.fetched_at
             title = alert.title or "(untitled)"
-            click.echo(f"{when:%Y-%m-%d %H:%M}  [{alert.watch}] {title}  ({alert.site})")
+            gone = "WITHDRAWN (re-cleaning removed what it matched): " if alert.withdrawn else ""
+            click.echo(f"{when:%Y-%m-%d %H:%M}  [{alert.watch}] {gone}{title}  ({alert.site})")
             click.echo(f"    {alert.url}")
             if alert.snippet:
                 click.echo(f"    {alert.snippet}")

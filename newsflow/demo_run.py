@@ -229,14 +229,23 @@ def _add_watch(settings: Settings) -> Watch:
 def _show_alerts(settings: Settings, watch: Watch) -> None:
     """This run's alerts of the demo watch: one per story, though the story ran on every
     site. The alerts come within a second of indexing; 5 s without one ends the wait."""
-    alerts = [
+    mine = [
         a
         for a in watches.tail(settings, from_beginning=True, watch=watch.name, idle=5)
         if a.watch_created_at == watch.created_at
     ]
+    alerts = watches.live(mine)
+    withdrawn = sum(a.withdrawn for a in mine)
     click.echo(
         f"\nwatch {watch.name} ('{watch.query}'): {len(alerts)} alert(s), one per story "
-        "(`newsflow watch tail` shows them as they come):"
+        "(`newsflow watch tail` shows them as they come)"
+        + (
+            f"; {withdrawn} more withdrawn, their matching words found later to be "
+            "teasers of other stories or boilerplate"
+            if withdrawn
+            else ""
+        )
+        + ":"
     )
     for a in alerts:
         click.echo(f"  * {a.title}  [{a.site}]\n    {a.url}\n    {a.snippet}")

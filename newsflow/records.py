@@ -249,6 +249,11 @@ class Alert(Record):
     fetched_at: AwareDatetime
     indexed_at: AwareDatetime = Field(description="when the article was searchable")
     matched_at: AwareDatetime
+    withdrawn: bool = Field(
+        False,
+        description="the alert no longer holds: re-cleaning removed the text it matched (a "
+        "teaser of another story, boilerplate learnt later) from the article that raised it",
+    )
 
 
 class Filtered(Record):

@@ -78,6 +78,55 @@ def alert(watch: Watch, source: Mapping[str, Any], now: datetime | None = None) 
     )
 
 
+def admit(entry: Any, found: Alert, partition: int) -> tuple[dict[str, Any] | None, bool]:
+    """What the alerted table makes of an alert or a withdrawal for its story:
+    (the entry to store, or None to leave the table as it is; whether to pass it on).
+
+    An alert passes once per story per watch. A withdrawal passes only from the article
+    that raised the alert (another copy's match was never sent), and frees the story: a
+    copy that still matches may alert. A withdrawal that comes first (the re-cleaning read
+    the article between its indexing and its match being sent) is kept, so that the late
+    match of the same article is dropped."""
+    mark = {"a": found.article_id, "p": partition, "t": found.fetched_at.timestamp()}
+    current = entry if isinstance(entry, dict) else None
+    if found.withdrawn:
+        if current is None or current.get("w"):
+            return {**mark, "w": True}, False
+        if current.get("a") != found.article_id:
+            return None, False
+        return {**mark, "w": True}, True
+    if current is None:
+        return mark, True
+    if current.get("w") and current.get("a") != found.article_id:
+        return mark, True
+    return None, False
+
+
+def live(alerts: Iterable[Alert]) -> list[Alert]:
+    """The alerts that stand, read in the alerts topic's order (an alert and its
+    withdrawal share a key, so a partition keeps them in order)."""
+    standing: dict[str, Alert] = {}
+    for a in alerts:
+        if a.withdrawn:
+            standing.pop(a.alert_id, None)
+        else:
+            standing[a.alert_id] = a
+    return list(standing.values())
+
+
+def withdrawals(
+    watches: Iterable[Watch], before: Mapping[str, Any], after: Mapping[str, Any]
+) -> list[Alert]:
+    """Alerts that ``before`` (an indexed document) raised and ``after`` (the same
+    article, cleaned again) would not: to withdraw."""
+    still = {w.name for w in fired(watches, query.Doc(after))}
+    return [
+        alert(w, before).model_copy(update={"withdrawn": True})
+        for w in fired(watches, query.Doc(before))
+        if w.name not in still
+    ]
+
+
 # -- the topic ------------------------------------------------------------------------------
 
 

@@ -561,6 +561,21 @@ class Pipeline:
                 out.append(Outgoing(self.matches, found.story.encode(), found.encode()))
         return out
 
+    async def _withdrawn(
+        self, rewritten: list[tuple[EnrichedArticle, EnrichedArticle]]
+    ) -> list[Outgoing]:
+        """Withdrawals of the alerts that re-cleaning took the ground from, to the matches
+        topic (the alert agent passes on those of alerts it sent)."""
+        if not rewritten:
+            return []
+        await self.watchlist.ready.wait()
+        current = list(self.watchlist.watches.values())
+        out = []
+        for before, after in rewritten:
+            gone = watches.withdrawals(current, index.document(before), index.document(after))
+            out += [Outgoing(self.matches, w.story.encode(), w.encode()) for w in gone]
+        return out
+
     async def _alert(self, stream: Any) -> None:
         await self._guard("alert", self._alert_loop(stream))
 
@@ -572,18 +587,17 @@ class Pipeline:
 
     async def _alert_one(self, event: Any) -> list[Outgoing]:
         """An alert once per story per watch: a second copy of the story, or the same
-        match again after a crash, finds its id in the table."""
+        match again after a crash, finds its id in the table (newsflow.watches.admit)."""
         found = decode(Alert, event.value)
         partition = event.message.partition
         self._clock.saw(("alerted", partition), found.fetched_at.timestamp())
-        if found.alert_id in self.alerted:
+        entry, passes = watches.admit(self.alerted.get(found.alert_id), found, partition)
+        if entry is not None:
+            self.alerted[found.alert_id] = entry
+        if not passes:
             return []
-        self.alerted[found.alert_id] = {
-            "a": found.article_id,
-            "p": partition,
-            "t": found.fetched_at.timestamp(),
-        }
-        log.info("watch %s: %s (%s)", found.watch, found.title, found.url)
+        said = "withdrawn" if found.withdrawn else "alert"
+        log.info("watch %s: %s: %s (%s)", found.watch, said, found.title, found.url)
         return [Outgoing(self.alerts, found.watch.encode(), found.encode())]
 
     async def _maybe_sweep_alerted(self, partition: int) -> None:
@@ -652,8 +666,9 @@ class Pipeline:
             request.site,
             request.requested_by,
         )
+        out = await self._withdrawn(done.rewritten)
         if not done.missing:
-            return []
+            return out
         # Articles named but not indexed yet are asked about again, by a request of their
         # own at the end of the topic: waiting here would hold up every rebalance of the
         # group, and with it the stages that are to index them.
@@ -664,11 +679,11 @@ class Pipeline:
                 len(done.missing),
                 ", ".join(sorted(done.missing)),
             )
-            return []
+            return out
         again = request.model_copy(
             update={"articles": sorted(done.missing), "attempt": request.attempt + 1}
         )
-        return [Outgoing(self.recleans, request.site.encode(), again.encode())]
+        return [*out, Outgoing(self.recleans, request.site.encode(), again.encode())]
 
     def _get_es(self) -> AsyncElasticsearch:
         if self._es is None:

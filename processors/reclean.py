@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
@@ -141,6 +141,8 @@ class Outcome:
     changed: int  # of them, cleaned again and re-indexed
     refused: list[index.Rejected]  # what Elasticsearch would not take
     missing: set[str]  # named, not indexed yet: to ask about again later
+    # Each article changed: as it was found, and as last written.
+    rewritten: list[tuple[EnrichedArticle, EnrichedArticle]] = field(default_factory=list)
 
 
 async def run(
@@ -162,16 +164,18 @@ async def run(
     holds some of the request: a re-cleaning never overwrites another's, and is never lost
     to one."""
     found, missing = await find(es, prefix, request, wait_seconds, poll=poll)
-    pending, changed = found, set[str]()
+    pending, last = found, dict[str, EnrichedArticle]()
+    first = {a.article_id: a for a in found}
     refused: list[index.Rejected] = []
     for _ in range(MAX_ROUNDS):
         cleaned = [a for a in (apply(f, request, policy) for f in pending) if a is not None]
         if not cleaned:
-            return Outcome(len(found), len(changed), refused, missing)
+            pairs = [(first[aid], a) for aid, a in last.items() if aid in first]
+            return Outcome(len(found), len(last), refused, missing, pairs)
         refused += await index.write(es, prefix, cleaned)
         gone = {r.article.article_id for r in refused}
         written = [a for a in cleaned if a.article_id not in gone]
-        changed.update(a.article_id for a in written)
+        last.update((a.article_id, a) for a in written)
         pending = await _read(es, prefix, written)
     raise RuntimeError(
         f"re-cleaning {request.site} for {request.requested_by}: articles still hold the "

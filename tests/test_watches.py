@@ -706,3 +706,65 @@ def test_watch_commands_say_in_one_line_that_kafka_is_unreachable(
     assert out.returncode == 2, (out.stdout, out.stderr)
     [line] = out.stderr.strip().splitlines()
     assert line.startswith("error: cannot reach Kafka at 127.0.0.1:1"), line
+
+
+# -- withdrawals: re-cleaning took away what an alert matched -------------------------------
+
+
+def test_a_withdrawal_is_sent_for_what_re_cleaning_took_the_match_from() -> None:
+    before = article(
+        "a1",
+        cluster_id="s1",
+        title="Seals on the sandbank",
+        paragraphs=(
+            "Volunteers counted 214 seals.",
+            "More from the Courier: dockers strike at the port",  # a teaser, removed later
+        ),
+    )
+    after = article(
+        "a1",
+        cluster_id="s1",
+        title="Seals on the sandbank",
+        paragraphs=("Volunteers counted 214 seals.",),
+    )
+    kept = [watch("port", "strike port"), watch("seals", "seal*")]
+    [gone] = watches.withdrawals(kept, before, after)
+    assert (gone.watch, gone.article_id, gone.withdrawn) == ("port", "a1", True)
+    assert gone.alert_id == watches.alert(kept[0], before).alert_id  # the one it withdraws
+    assert watches.withdrawals(kept, after, after) == []
+
+
+def admitted(sequence: list[Alert]) -> tuple[list[bool], Any]:
+    entry: Any = None
+    passed = []
+    for a in sequence:
+        new, passes = watches.admit(entry, a, 0)
+        entry = new if new is not None else entry
+        passed.append(passes)
+    return passed, entry
+
+
+def test_the_alerted_table_passes_one_alert_a_story_and_only_its_own_withdrawal() -> None:
+    w = watch("port", "strike")
+    first = watches.alert(w, article("a1", cluster_id="s1"))
+    copy = watches.alert(w, article("a2", site="other.example", cluster_id="s1"))
+    first_gone = first.model_copy(update={"withdrawn": True})
+    copy_gone = copy.model_copy(update={"withdrawn": True})
+    # Once per story; a copy's withdrawal is not the alert's (the copy never alerted).
+    assert admitted([first, copy, first, copy_gone])[0] == [True, False, False, False]
+    # The alert's own withdrawal passes and frees the story for a copy that still matches.
+    assert admitted([first, first_gone, copy])[0] == [True, True, True]
+    # A withdrawal before its match (the re-cleaning read the article between its write
+    # and its match being sent): the late match is dropped, another copy's is not.
+    assert admitted([first_gone, first])[0] == [False, False]
+    assert admitted([first_gone, first, copy])[0] == [False, False, True]
+
+
+def test_live_alerts_are_those_not_withdrawn_since() -> None:
+    w = watch("port", "strike")
+    a = watches.alert(w, article("a1", cluster_id="s1"))
+    b = watches.alert(w, article("a2", cluster_id="s2"))
+    a_gone = a.model_copy(update={"withdrawn": True})
+    assert watches.live([a, b, a_gone]) == [b]
+    again = watches.alert(w, article("a3", cluster_id="s1"))  # a copy alerting after
+    assert watches.live([a, b, a_gone, again]) == [b, again]

@@ -76,7 +76,9 @@ def copy_of(original: RawPage, site: str, n: int) -> RawPage:
 
 
 def read_alerts(s: Settings) -> list[Alert]:
-    return [decode(Alert, m.value) for m in read_topic(s, Topics.from_settings(s).alerts)]
+    """The alerts that stand (an alert re-cleaning withdrew is not one)."""
+    found = [decode(Alert, m.value) for m in read_topic(s, Topics.from_settings(s).alerts)]
+    return watches.live(found)
 
 
 def settle(s: Settings, es: Any, ids: set[str], worker: Process, timeout: float = 240) -> None:
