@@ -12,10 +12,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from newsflow import query, watches
 from newsflow.demo.sites import EXPECTED
-from newsflow.records import Filtered, RawPage, decode
+from newsflow.records import Alert, Filtered, RawPage, Watch, decode, utcnow
 from newsflow.settings import Settings
-from newsflow.topics import Topics, recleans_left
+from newsflow.topics import Topics, group_lag, recleans_left
 from processors import paragraphs
 from processors.faust_overrides import CLEAN_MARK
 from processors.index import alias
@@ -56,6 +57,15 @@ def test_pages_become_searchable_articles_exactly_once(
     assert len(expected) >= 50
     assert len(filtered) >= 10  # the demo's section pages: lists of headlines
 
+    # Standing queries, added before any page: their alerts must end up agreeing with the
+    # index once the early articles are re-cleaned (teasers and boilerplate they matched
+    # in are withdrawn).
+    standing = [
+        Watch(name=name, query=text, created_at=utcnow())
+        for name, text in (("docks", "(strike | walkout) (port | dock*)"), ("broad", "said"))
+    ]
+    for w in standing:
+        watches.put(s, w, w.name)
     worker = drills.worker(s, tmp_path / "worker.log", tmp_path / "state")
     worker.start()
     drills.produce(s, pages)
@@ -65,6 +75,12 @@ def test_pages_become_searchable_articles_exactly_once(
         _wait_for(es, index, expected, worker, len(expected), 400)
         # The re-cleanings of early articles come after those are indexed.
         drills.wait_for(lambda: recleans_left(s) == 0, 300, "re-cleanings", worker)
+        drills.wait_for(
+            lambda: group_lag(s.kafka_bootstrap, topics.group, topics.matches) == 0,
+            60,
+            "matches and withdrawals",
+            worker,
+        )
     finally:
         worker.stop()
     # A SIGTERM is a clean stop: the next start may trust the local tables.
@@ -83,6 +99,26 @@ def test_pages_become_searchable_articles_exactly_once(
     _check_briefs(by_id)
     _check_demo_articles(by_id)
     _check_dead_letters_and_filtered(s, topics, filtered)
+    _check_alerts(s, es, index, standing)
+
+
+def _check_alerts(s: Settings, es: Any, index: str, standing: list[Watch]) -> None:
+    """The alerts that stand are, story by story, what a search with each watch's query
+    finds in the re-cleaned index; re-cleaning withdrew some on the demo's briefs."""
+    sent = [decode(Alert, m.value) for m in read_topic(s, Topics.from_settings(s).alerts)]
+    standing_alerts = watches.live(sent)
+    for w in standing:
+        hits = es.search(index=index, size=500, query=query.to_es(query.parse(w.query)))
+        stories = {h["_source"]["cluster_id"] for h in hits["hits"]["hits"]}
+        alerted = [a.story for a in standing_alerts if a.watch == w.name]
+        assert len(alerted) == len(set(alerted)), f"{w.name}: a story alerted twice"
+        assert set(alerted) == stories, w.name
+        assert 0 < len(stories) < len({h["_source"]["cluster_id"] for h in _all(es, index)})
+    assert any(a.withdrawn for a in sent), "no alert was withdrawn: the briefs' teasers match"
+
+
+def _all(es: Any, index: str) -> list[Any]:
+    return list(es.search(index=index, size=500, query={"match_all": {}})["hits"]["hits"])
 
 
 def _check_articles(by_id: dict[str, Any]) -> None:
