@@ -1,0 +1,179 @@
+"""Entities scored the way newsflow's users see them, on the CoNLL-2003 development set.
+
+Each document of ``../shared/data/ner/conllpp_dev.txt`` is one article whose paragraphs
+are its sentences (tokens joined by spaces), tagged through newsflow's own entity API
+(processors.entities.Tagger, as the enrich agent calls it). Labels are mapped to CoNLL's
+four: PERSON -> PER; ORG -> ORG; GPE, LOC, FAC -> LOC; NORP, EVENT, PRODUCT, WORK_OF_ART,
+LAW -> MISC. Per document:
+
+  * a gold (name, label) pair is found when one of newsflow's entities with that label
+    has the name among its forms (its text and the variants merged into it);
+  * an entity of newsflow is right when one of its forms is a gold name of its label.
+
+Precision = right / entities, recall = found / gold pairs, over all documents, overall
+and per label; and articles/s of the tagging itself.
+
+    .venv/bin/python bench/ner_conll.py [--json] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from processors.entities import Tagger  # noqa: E402
+
+DEV = ROOT.parent / "shared" / "data" / "ner" / "conllpp_dev.txt"
+LABELS = ("PER", "ORG", "LOC", "MISC")
+TO_CONLL = {
+    "PERSON": "PER",
+    "ORG": "ORG",
+    "GPE": "LOC",
+    "LOC": "LOC",
+    "FAC": "LOC",
+    "NORP": "MISC",
+    "EVENT": "MISC",
+    "PRODUCT": "MISC",
+    "WORK_OF_ART": "MISC",
+    "LAW": "MISC",
+}
+
+
+@dataclass
+class Document:
+    sentences: list[str] = field(default_factory=list)
+    gold: set[tuple[str, str]] = field(default_factory=set)  # (name, label)
+
+
+def read(path: Path) -> list[Document]:
+    """Documents (split at -DOCSTART-), sentences (split at blank lines) and the gold
+    names from the IOB column."""
+    docs: list[Document] = []
+    words: list[str] = []
+    span: list[str] = []
+    label = ""
+
+    def close_span() -> None:
+        nonlocal span, label
+        if span and docs:
+            docs[-1].gold.add((" ".join(span), label))
+        span, label = [], ""
+
+    def close_sentence() -> None:
+        nonlocal words
+        close_span()
+        if words and docs:
+            docs[-1].sentences.append(" ".join(words))
+        words = []
+
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if not parts:
+            close_sentence()
+            continue
+        if parts[0] == "-DOCSTART-":
+            close_sentence()
+            docs.append(Document())
+            continue
+        word, tag = parts[0], parts[-1]
+        words.append(word)
+        if tag == "O":
+            close_span()
+        elif tag.startswith("B-") or tag[2:] != label:
+            close_span()
+            span, label = [word], tag[2:]
+        else:
+            span.append(word)
+    close_sentence()
+    return [d for d in docs if d.sentences]
+
+
+@dataclass
+class Score:
+    entities: Counter[str] = field(default_factory=Counter)
+    right: Counter[str] = field(default_factory=Counter)
+    gold: Counter[str] = field(default_factory=Counter)
+    found: Counter[str] = field(default_factory=Counter)
+
+    def add(self, predicted: list[tuple[str, set[str]]], gold: set[tuple[str, str]]) -> None:
+        """``predicted``: (label, forms) per entity of newsflow, labels mapped."""
+        for label, forms in predicted:
+            self.entities[label] += 1
+            self.right[label] += any((f, label) in gold for f in forms)
+        for name, label in gold:
+            self.gold[label] += 1
+            self.found[label] += any(lab == label and name in forms for lab, forms in predicted)
+
+    def prf(self, label: str | None = None) -> tuple[float, float, float]:
+        keys = [label] if label else list(LABELS)
+        e = sum(self.entities[k] for k in keys)
+        r = sum(self.right[k] for k in keys)
+        g = sum(self.gold[k] for k in keys)
+        f = sum(self.found[k] for k in keys)
+        p = r / e if e else 0.0
+        rec = f / g if g else 0.0
+        return p, rec, (2 * p * rec / (p + rec) if p + rec else 0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, help="only the first N documents")
+    parser.add_argument("--json", action="store_true", help="one JSON object")
+    args = parser.parse_args()
+    if not DEV.exists():
+        sys.exit(f"skipped: the CoNLL development set is not at {DEV}")
+    docs = read(DEV)[: args.limit]
+    started = time.perf_counter()
+    tagger = Tagger()
+    loaded = time.perf_counter()
+    results = tagger.tag_many([(d.sentences, "en") for d in docs])
+    tagged = time.perf_counter()
+    score = Score()
+    for doc, result in zip(docs, results, strict=True):
+        predicted = [
+            (TO_CONLL[e.label], {e.text, *e.variants})
+            for e in result.entities
+            if e.label in TO_CONLL
+        ]
+        score.add(predicted, doc.gold)
+    report = {
+        "documents": len(docs),
+        "gold_pairs": sum(score.gold.values()),
+        "entities": sum(score.entities.values()),
+        "overall": dict(zip(("precision", "recall", "f1"), score.prf(), strict=True)),
+        "labels": {
+            lab: dict(zip(("precision", "recall", "f1"), score.prf(lab), strict=True))
+            | {"entities": score.entities[lab], "gold": score.gold[lab]}
+            for lab in LABELS
+        },
+        "load_s": loaded - started,
+        "articles_per_s": len(docs) / (tagged - loaded),
+    }
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(
+        f"{report['documents']} documents, {report['gold_pairs']} gold (name, label) pairs, "
+        f"{report['entities']} entities tagged; model loaded in {report['load_s']:.1f} s, "
+        f"{report['articles_per_s']:.1f} articles/s"
+    )
+    print(f"{'label':6} {'P':>6} {'R':>6} {'F1':>6} {'tagged':>7} {'gold':>6}")
+    for lab, row in report["labels"].items():
+        print(
+            f"{lab:6} {row['precision']:6.3f} {row['recall']:6.3f} {row['f1']:6.3f} "
+            f"{row['entities']:7d} {row['gold']:6d}"
+        )
+    o = report["overall"]
+    print(f"{'all':6} {o['precision']:6.3f} {o['recall']:6.3f} {o['f1']:6.3f}")
+
+
+if __name__ == "__main__":
+    main()
