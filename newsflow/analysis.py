@@ -23,7 +23,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import Stemmer  # type: ignore[import-not-found]
 
@@ -83,6 +83,11 @@ class Analysed:
 
     words: tuple[str, ...]
     stems: tuple[str, ...]
+
+    @cached_property
+    def stem_set(self) -> frozenset[str]:
+        """The stems, for a word query: every watch asks it of the same article."""
+        return frozenset(self.stems)
 
     @classmethod
     def of(cls, text: str | None) -> Analysed:

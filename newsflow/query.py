@@ -362,7 +362,7 @@ def matches(node: Node, doc: Doc) -> bool:
     if isinstance(node, All):
         return True
     if isinstance(node, Term):
-        return any(node.stem in f.stems for f in doc.fields())
+        return any(node.stem in f.stem_set for f in doc.fields())
     if isinstance(node, Prefix):
         return any(w.startswith(node.word) for f in doc.fields() for w in f.words)
     if isinstance(node, Phrase):
@@ -389,11 +389,7 @@ def phrase_at(stems: tuple[str, ...], phrase: tuple[str, ...], slop: int) -> boo
         later = [set(where[t]) for t in phrase[1:]]
         return any(all(p + i + 1 in later[i] for i in range(len(later))) for p in first)
     starts = sorted({p - i for i, t in enumerate(phrase) for p in where[t]})
-    return any(_fits_window(where, phrase, m, slop) for m in starts)
-
-
-def _fits_window(where: dict[str, list[int]], phrase: tuple[str, ...], m: int, slop: int) -> bool:
-    return _window(where, phrase, m, slop) is not None
+    return any(_window(where, phrase, m, slop) is not None for m in starts)
 
 
 def _window(

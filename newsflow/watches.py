@@ -168,7 +168,7 @@ def read_all(settings: Settings, skipped: list[str] | None = None) -> dict[str, 
     )
     found: dict[str, Watch] = {}
     with closing(consumer):
-        partitions = [TopicPartition(topics.watches, p) for p in range(1)]
+        partitions = [TopicPartition(topics.watches, 0)]  # its one partition (topics.py)
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
