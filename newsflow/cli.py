@@ -15,7 +15,7 @@ import click
 
 from newsflow import errors, logs
 from newsflow.errors import EXIT_CODES_HELP
-from newsflow.settings import Settings, StackSettings, describe, load
+from newsflow.settings import Settings, StackSettings, describe, env_value, load
 from newsflow.topics import STAGES
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ def show_settings(ctx: Context) -> None:
             if value is None:
                 click.echo(f"# {env} is not set")
             else:
-                click.echo(f"{env}={value}")
+                click.echo(f"{env}={env_value(value)}")
             origin = "set" if name in chosen else "default"
             click.secho(f"    {doc} [{origin}]", dim=True)
 

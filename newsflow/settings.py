@@ -9,11 +9,11 @@ class prefix (``NEWSFLOW_KAFKA_BOOTSTRAP``, ``NEWSFLOW_STACK_KAFKA_PORT``...);
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from newsflow.errors import SetupError
 
@@ -93,6 +93,44 @@ class Settings(BaseSettings):
         "is not retried: the receiver refused it)",
     )
     webhook_timeout: float = Field(10.0, gt=0, description="Seconds a webhook may take to answer")
+    ner_backend: Literal["corenlp", "spacy"] = Field(
+        "corenlp",
+        description="Entity tagger: corenlp (Stanford CoreNLP's CRFs, English, German, French, "
+        "Spanish; needs Java 11+; GPL-3.0, downloaded, not shipped) or spacy (spaCy's small "
+        "English model; MIT, English only, less accurate)",
+    )
+    # NoDecode: the variable is a comma-separated list, not the JSON pydantic-settings reads
+    # for a tuple by default.
+    ner_languages: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("en", "de", "fr", "es"),
+        description="Languages CoreNLP tags, comma-separated, the first also for articles of "
+        "unknown language (other languages keep their reason in ner_skipped)",
+    )
+
+    @field_validator("ner_languages", mode="before")
+    @classmethod
+    def _languages_from_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(v.strip().lower() for v in value.split(",") if v.strip())
+        from processors.corenlp import MODELS  # the taggers newsflow knows
+
+        if not value or set(value) - set(MODELS):
+            raise ValueError(f"give some of {', '.join(MODELS)}, comma-separated")
+        return value
+
+    ner_dir: Path = Field(
+        Path.home() / ".cache" / "newsflow",
+        description="Where CoreNLP's jar and taggers are kept (fetched when absent: about "
+        "1.2 GB downloaded once, 215 MB kept)",
+    )
+    ner_maven_url: str = Field(
+        "https://repo1.maven.org/maven2",
+        description="Maven repository CoreNLP is downloaded from (Central or a mirror of it)",
+    )
+    ner_heap: str = Field("1g", description="Heap (-Xmx) of the JVM each worker runs CoreNLP in")
+    ner_java_home: Path | None = Field(
+        None, description="Java (11+) for CoreNLP (default: JAVA_HOME, else the system's)"
+    )
     sources: Path | None = Field(
         None, description="YAML file of the feeds and sitemaps `newsflow ingest feeds` watches"
     )
@@ -171,7 +209,14 @@ def describe(settings: BaseSettings) -> list[tuple[str, Any, str]]:
 def as_env(settings: BaseSettings) -> dict[str, str]:
     """The settings as the environment variables that give them, for a child process
     (a worker started by a test or a benchmark) that should see the same ones."""
-    return {env: str(value) for env, value, _ in describe(settings) if value is not None}
+    return {env: env_value(value) for env, value, _ in describe(settings) if value is not None}
+
+
+def env_value(value: Any) -> str:
+    """A setting's value as its environment variable gives it (lists comma-separated)."""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
 
 
 def env_names(*classes: type[BaseSettings]) -> set[str]:

@@ -55,7 +55,7 @@ from newsflow.services import require_elasticsearch, require_kafka, wait_for
 from newsflow.settings import Settings
 from newsflow.topics import MAX_MESSAGE_BYTES, Topics
 from processors import faust_overrides, index, reclean, stages, stories, sweep, webhook
-from processors.entities import Tagger
+from processors.entities import EntityOptions, Tagger
 from processors.watchlist import WatchList
 
 log = logging.getLogger(__name__)
@@ -498,9 +498,10 @@ class Pipeline:
     async def _tagger_or_fatal(self) -> Tagger:
         if self._tagger is None:
             try:
-                self._tagger = await self._offload(Tagger)
+                options = EntityOptions.from_settings(self.settings)
+                self._tagger = await self._offload(Tagger, options)
             except Exception as err:
-                raise FatalError(f"spaCy's model could not be loaded: {err}") from err
+                raise FatalError(f"the entity tagger could not be loaded: {err}") from err
         return self._tagger
 
     async def _index(self, stream: Any) -> None:

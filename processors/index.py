@@ -27,8 +27,10 @@ from newsflow.records import EnrichedArticle, utcnow
 
 log = logging.getLogger(__name__)
 
-# spaCy labels -> keyword fields for facets. Numbers and dates are never tagged.
+# Entity labels (CoreNLP's four, spaCy's OntoNotes ones) -> keyword fields for facets.
+# Numbers and dates are never tagged.
 ENTITY_FIELDS = {
+    "MISC": "misc",
     "PERSON": "persons",
     "ORG": "organizations",
     "GPE": "places",
