@@ -173,7 +173,8 @@ def main() -> None:
         print(json.dumps(report))
         return
     print(
-        f"{args.backend}: {report['documents']} documents, {report['gold_pairs']} gold (name, label) pairs, "
+        f"{args.backend}: {report['documents']} documents, "
+        f"{report['gold_pairs']} gold (name, label) pairs, "
         f"{report['entities']} entities tagged; model loaded in {report['load_s']:.1f} s, "
         f"{report['articles_per_s']:.1f} articles/s"
     )

@@ -123,7 +123,9 @@ class PageOrigin(Record):
 
 class Entity(Record):
     text: str = Field(description="normalised name, e.g. 'Vladimir Putin', 'Financial Times'")
-    label: str = Field(description="PERSON, ORG, LOC or MISC (CoreNLP); spaCy adds GPE, NORP, EVENT, ...")
+    label: str = Field(
+        description="PERSON, ORG, LOC or MISC (CoreNLP); spaCy's are GPE, NORP, EVENT, ..."
+    )
     count: int = Field(ge=1)
     first_offset: int = Field(ge=0, description="character offset in the joined text")
     paragraphs: list[int] = Field(description="indices of the paragraphs it appears in")

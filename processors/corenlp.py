@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
 import threading
 import zipfile
@@ -355,26 +356,40 @@ class Engine:
         labels = MODELS[language].labels
         # One thread at a time per process: CoreNLP does not document its classifiers as
         # safe to share, and the enrich agent tags one batch at a time anyway.
+        # A lone surrogate (a JSON escape such as \\ud800 decodes to one) cannot cross into Java;
+        # U+FFFD in its place keeps every offset.
+        java_text = _LONE_SURROGATE.sub("\ufffd", text)
         with self._lock:
-            triples = tagger.classifyToCharacterOffsets(text)
+            triples = tagger.classifyToCharacterOffsets(java_text)
             raw = [(str(t.first()), int(t.second()), int(t.third())) for t in triples]
-        to_index = _utf16_to_index(text)
-        found: list[tuple[str, int, int]] = []
-        previous = ""  # CoreNLP's label of the last span kept
-        for label, start, end in raw:
-            mapped = labels.get(label)
-            if mapped is None:
-                continue
-            start, end = to_index(start), to_index(end)
-            # CoreNLP groups tokens of the same label: an IOB1 name that begins with B-X
-            # comes as a B-X span (its first word) and an I-X span (the rest).
-            continues = previous == "B-" + label[2:] and label.startswith("I-")
-            if continues and _only_space(text, found[-1][2], start):
-                found[-1] = (mapped, found[-1][1], end)
-            else:
-                found.append((mapped, start, end))
-            previous = label
-        return found
+        return spans_of(raw, text, labels)
+
+
+def spans_of(
+    raw: Iterable[tuple[str, int, int]], text: str, labels: Mapping[str, str]
+) -> list[tuple[str, int, int]]:
+    """CoreNLP's (label, UTF-16 start, UTF-16 end) spans of ``text`` as newsflow's (label,
+    start, end) in Python indices; labels newsflow does not map are left out."""
+    to_index = _utf16_to_index(text)
+    found: list[tuple[str, int, int]] = []
+    previous = ""  # CoreNLP's label of the last span kept
+    for label, start, end in raw:
+        mapped = labels.get(label)
+        if mapped is None:
+            continue
+        start, end = to_index(start), to_index(end)
+        # CoreNLP groups tokens of the same label: an IOB1 name that begins with B-X comes
+        # as a B-X span (its first word) and an I-X span (the rest).
+        continues = previous == "B-" + label[2:] and label.startswith("I-")
+        if continues and _only_space(text, found[-1][2], start):
+            found[-1] = (mapped, found[-1][1], end)
+        else:
+            found.append((mapped, start, end))
+        previous = label
+    return found
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _only_space(text: str, end: int, start: int) -> bool:
