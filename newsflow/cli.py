@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import click
@@ -302,9 +303,95 @@ def worker(ctx: Context, loglevel: str) -> None:
     from processors.app import prepare, run_worker, wait_for_services
 
     worker_logs.configure(loglevel, ctx.verbosity)
+    fetch_taggers(ctx.settings)
     wait_for_services(ctx.settings)
     prepare(ctx.settings)
     run_worker(ctx.settings, loglevel)
+
+
+def fetch_taggers(settings: Settings) -> None:
+    """CoreNLP's files, downloaded now if absent, with progress on stderr: a first start
+    then says what its minute of downloading is, and fails before Faust starts if it
+    cannot."""
+    if settings.ner_backend != "corenlp":
+        return
+    from processors import corenlp
+
+    if corenlp.missing(settings.ner_dir, settings.ner_languages):
+        click.echo(
+            f"fetching the entity taggers (CoreNLP {corenlp.VERSION}) into {settings.ner_dir}, "
+            "once per machine",
+            err=True,
+        )
+        say = partial(click.echo, err=True)
+        corenlp.fetch(settings.ner_dir, settings.ner_languages, settings.ner_maven_url, say)
+
+
+@cli.group()
+def ner() -> None:
+    """The entity taggers.
+
+    \b
+    The default, NEWSFLOW_NER_BACKEND=corenlp, is Stanford CoreNLP's CRF taggers for the
+    languages of NEWSFLOW_NER_LANGUAGES (en, de, fr, es), run in each worker's own JVM
+    (Java 11+). Their files come from NEWSFLOW_NER_MAVEN_URL (Maven Central) into
+    NEWSFLOW_NER_DIR the first time a worker starts, or with `newsflow ner fetch`.
+    CoreNLP is GPL-3.0-or-later and downloaded, not shipped; NEWSFLOW_NER_BACKEND=spacy
+    tags English with spaCy's small model instead (MIT, less accurate).
+    """
+
+
+@ner.command("fetch")
+@pass_ctx
+def ner_fetch(ctx: Context) -> None:
+    """Download CoreNLP's files for NEWSFLOW_NER_LANGUAGES if they are not there yet.
+
+    About 1.2 GB is downloaded for the four languages (the models jars hold every CoreNLP
+    model); only the taggers are kept, about 215 MB. Each file is checked against the
+    SHA-256 newsflow pins.
+    """
+    from processors import corenlp
+
+    settings = ctx.settings
+    fetch_taggers(settings.model_copy(update={"ner_backend": "corenlp"}))
+    here = corenlp.release_dir(settings.ner_dir)
+    click.echo(f"CoreNLP {corenlp.VERSION} in {here}:")
+    for language in settings.ner_languages:
+        model = corenlp.MODELS[language]
+        size = (here / model.file_name).stat().st_size
+        click.echo(f"  {language}  {model.file_name}  {size / 1e6:.0f} MB")
+
+
+@ner.command("tag")
+@click.argument("text", required=False)
+@click.option("--language", "-l", default="en", show_default=True, help="language of the text")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per entity")
+@pass_ctx
+def ner_tag(ctx: Context, text: str | None, language: str, as_json: bool) -> None:
+    """Tag TEXT (or standard input; blank lines part paragraphs) as the worker would.
+
+    \b
+      newsflow ner tag "Ingrid Falk of Baltamar Shipping spoke in Kessling."
+      newsflow ner tag -l de < artikel.txt
+    """
+    from processors.entities import EntityOptions, Tagger
+
+    if text is None:
+        text = sys.stdin.read()
+    paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    fetch_taggers(ctx.settings)
+    result = Tagger(EntityOptions.from_settings(ctx.settings)).tag(paragraphs, language)
+    if result.skipped:
+        raise errors.SetupError(
+            result.skipped, "set --language to one NEWSFLOW_NER_LANGUAGES lists"
+        )
+    for entity in result.entities:
+        if as_json:
+            click.echo(entity.model_dump_json())
+        else:
+            others = [v for v in entity.variants if v != entity.text]
+            also = f"  (also {', '.join(others)})" if others else ""
+            click.echo(f"{entity.label:7} {entity.count:3}  {entity.text}{also}")
 
 
 @cli.command()

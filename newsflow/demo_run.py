@@ -50,8 +50,10 @@ def run(settings: Settings, stack_settings: StackSettings, timeout: float = 600)
     _step(1, "starting Kafka and Elasticsearch (the first run downloads them)")
     for row in Stack(stack_settings).up():
         click.echo(f"    {row.name} {row.version} at {row.address}: {row.state}")
+    from newsflow.cli import fetch_taggers
     from processors.app import prepare
 
+    fetch_taggers(settings)
     prepare(settings)
     _step(2, "adding a standing query and starting a pipeline worker")
     watch = _add_watch(settings)
