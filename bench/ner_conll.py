@@ -32,13 +32,18 @@ import json
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from processors.entities import BACKENDS, EntityOptions, Tagger  # noqa: E402
+from processors.entities import (  # noqa: E402
+    BACKENDS,
+    RULES,
+    EntityOptions,
+    Tagger,
+)
 
 DEV = ROOT.parent / "shared" / "data" / "ner" / "conllpp_dev.txt"
 LABELS = ("PER", "ORG", "LOC", "MISC")
@@ -133,21 +138,9 @@ class Score:
         return p, rec, (2 * p * rec / (p + rec) if p + rec else 0.0)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--limit", type=int, help="only the first N documents")
-    parser.add_argument("--json", action="store_true", help="one JSON object")
-    parser.add_argument("--backend", choices=BACKENDS, default="corenlp", help="the tagger")
-    args = parser.parse_args()
-    if not DEV.exists():
-        sys.exit(f"skipped: the CoNLL development set is not at {DEV}")
-    docs = read(DEV)[: args.limit]
-    started = time.perf_counter()
-    tagger = Tagger(EntityOptions(backend=args.backend))
-    loaded = time.perf_counter()
-    results = tagger.tag_many([(d.sentences, "en") for d in docs])
-    tagged = time.perf_counter()
+def scored(tagger: Tagger, docs: list[Document]) -> Score:
     score = Score()
+    results = tagger.tag_many([(d.sentences, "en") for d in docs])
     for doc, result in zip(docs, results, strict=True):
         predicted = [
             (TO_CONLL[e.label], {e.text, *e.variants})
@@ -155,6 +148,39 @@ def main() -> None:
             if e.label in TO_CONLL
         ]
         score.add(predicted, doc.gold)
+    return score
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, help="only the first N documents")
+    parser.add_argument("--json", action="store_true", help="one JSON object")
+    parser.add_argument("--backend", choices=BACKENDS, default="corenlp", help="the tagger")
+    parser.add_argument(
+        "--rules",
+        default=",".join(RULES),
+        help=f"label repairs to apply, comma-separated, '' for none (default: {','.join(RULES)})",
+    )
+    parser.add_argument(
+        "--each-rule", action="store_true", help="F1 with no rule, then with each rule alone"
+    )
+    args = parser.parse_args()
+    if not DEV.exists():
+        sys.exit(f"skipped: the CoNLL development set is not at {DEV}")
+    docs = read(DEV)[: args.limit]
+    started = time.perf_counter()
+    rules = tuple(r for r in args.rules.split(",") if r)
+    tagger = Tagger(EntityOptions(backend=args.backend, rules=rules))
+    loaded = time.perf_counter()
+    score = scored(tagger, docs)
+    tagged = time.perf_counter()
+    if args.each_rule:
+        for chosen in [(), *((r,) for r in RULES), tuple(RULES)]:
+            tagger.options = replace(tagger.options, rules=chosen)
+            row = scored(tagger, docs)
+            f1s = " ".join(f"{lab} {row.prf(lab)[2]:.3f}" for lab in LABELS)
+            print(f"{'+'.join(chosen) or 'no rule':48} F1 {row.prf()[2]:.3f}  {f1s}")
+        return
     report = {
         "backend": args.backend,
         "documents": len(docs),

@@ -374,17 +374,22 @@ def ner_tag(ctx: Context, text: str | None, language: str, as_json: bool) -> Non
       newsflow ner tag "Ingrid Falk of Baltamar Shipping spoke in Kessling."
       newsflow ner tag -l de < artikel.txt
     """
-    from processors.entities import EntityOptions, Tagger
+    from processors.entities import EntityOptions, Tagger, primary_language
 
     if text is None:
         text = sys.stdin.read()
     paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
-    fetch_taggers(ctx.settings)
-    result = Tagger(EntityOptions.from_settings(ctx.settings)).tag(paragraphs, language)
-    if result.skipped:
+    if not paragraphs:
+        raise errors.SetupError("nothing to tag", "give a text, or pipe one in")
+    settings = ctx.settings
+    tagged = settings.ner_languages if settings.ner_backend == "corenlp" else ("en",)
+    if primary_language(language) not in tagged:
         raise errors.SetupError(
-            result.skipped, "set --language to one NEWSFLOW_NER_LANGUAGES lists"
+            f"no entity tagger for language {language!r} (newsflow tags {', '.join(tagged)})",
+            "set --language to one of those, or add it to NEWSFLOW_NER_LANGUAGES",
         )
+    fetch_taggers(settings)
+    result = Tagger(EntityOptions.from_settings(settings)).tag(paragraphs, language)
     for entity in result.entities:
         if as_json:
             click.echo(entity.model_dump_json())

@@ -149,6 +149,27 @@ CASES = [
         ("bad elasticsearch url",),
         (("NEWSFLOW_ELASTICSEARCH_URL", "elastic"),),
     ),
+    # -- the entity taggers ({tmp} is the test's own directory) -------------------------
+    Case(
+        ("ner", "fetch"),
+        2,
+        ("could not download", "127.0.0.1:1", "NEWSFLOW_NER_MAVEN_URL"),
+        (("NEWSFLOW_NER_DIR", "{tmp}/ner"), ("NEWSFLOW_NER_MAVEN_URL", "http://127.0.0.1:1/m2")),
+    ),
+    Case(("ner", "tag", "-l", "it", "Giorgia Meloni a Roma."), 2, ("no entity tagger for",)),
+    Case(("ner", "tag"), 2, ("nothing to tag",)),
+    Case(
+        ("ner", "tag", "Angela Merkel"),
+        2,
+        ("NEWSFLOW_NER_LANGUAGES", "some of en, de, fr, es"),
+        (("NEWSFLOW_NER_LANGUAGES", "en,klingon"),),
+    ),
+    Case(
+        ("ner", "tag", "Angela Merkel"),
+        2,
+        ("no libjvm under NEWSFLOW_NER_JAVA_HOME=/nonexistent",),
+        (("NEWSFLOW_NER_JAVA_HOME", "/nonexistent"),),
+    ),
 ]
 
 
@@ -174,7 +195,7 @@ def _env(tmp: Path, extra: dict[str, str]) -> dict[str, str]:
         NEWSFLOW_STACK_DIR=str(tmp / "stack"),
         NEWSFLOW_TOPIC_PREFIX="matrix",
     )
-    env.update(extra)
+    env.update({k: v.replace("{tmp}", str(tmp)) for k, v in extra.items()})
     return env
 
 
