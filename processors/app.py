@@ -54,7 +54,7 @@ from newsflow.records import (
 from newsflow.services import require_elasticsearch, require_kafka, wait_for
 from newsflow.settings import Settings
 from newsflow.topics import MAX_MESSAGE_BYTES, Topics
-from processors import faust_overrides, index, reclean, stages, stories, sweep, webhook
+from processors import corenlp, faust_overrides, index, reclean, stages, stories, sweep, webhook
 from processors.entities import EntityOptions, Tagger
 from processors.watchlist import WatchList
 
@@ -114,6 +114,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
 
     datadir = settings.state_dir / "faust"
     faust_overrides.discard_unclean_state(datadir)
+    if settings.ner_backend == "corenlp":
+        # Here, in the main thread: the tagger itself is loaded in an executor's thread.
+        corenlp.start_jvm(settings.ner_dir, settings.ner_heap, settings.ner_java_home)
     pipeline = Pipeline(settings)
     # Logging stays as the command line set it (processors.worker_logs), and without
     # mode's set-up nothing drives Faust's terminal spinner, which would only write its

@@ -260,10 +260,32 @@ def _download(
 _jvm_lock = threading.Lock()
 
 
+def start_jvm(directory: Path, heap: str = "1g", java_home: Path | None = None) -> None:
+    """Start this process's JVM with CoreNLP on its class path, if it is not running yet.
+
+    Call it from the main thread before anything runs in other threads: JPype ties the
+    JVM to the thread that started it, and a JVM started from an executor's thread makes
+    the interpreter hang at exit (a worker that never stops on SIGTERM). The worker does
+    it before Faust starts; ``Engine`` does it itself when made in the main thread.
+    """
+    _start_jvm(release_dir(directory) / CODE.name, heap, java_home)
+
+
 def _start_jvm(code_jar: Path, heap: str, java_home: Path | None) -> None:
     import jpype
 
     with _jvm_lock:
+        if not jpype.isJVMStarted() and threading.current_thread() is not threading.main_thread():
+            raise SetupError(
+                "CoreNLP's JVM must be started from the main thread (a JVM started in "
+                "another thread hangs the process at exit)",
+                "call processors.corenlp.start_jvm() in the main thread first",
+            )
+        if not code_jar.is_file():
+            raise SetupError(
+                f"CoreNLP's code jar is not at {code_jar}",
+                "run `newsflow ner fetch` (the worker fetches it itself when it starts)",
+            )
         if jpype.isJVMStarted():
             if not any(
                 Path(p) == code_jar

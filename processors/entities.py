@@ -223,7 +223,7 @@ class Tagger:
             # No doc is longer than batch_chars; should the options allow more than spaCy's
             # own limit, the options win.
             self.nlp.max_length = max(self.nlp.max_length, options.batch_chars)
-            self.languages: tuple[str, ...] = (self.nlp.lang,)
+            self.languages: tuple[str, ...] = (str(self.nlp.lang),)
         else:
             corenlp.fetch(options.corenlp_dir, options.languages, options.maven_url)
             self.engine = corenlp.Engine(
