@@ -250,9 +250,17 @@ class Tagger:
         for article, mention in self._mentions(pieces, languages):
             mentions[article].append(mention)
         return [
-            TagResult(normalise_mentions(found, self.options.rules), reason, cut)
-            for found, reason, cut in zip(mentions, skipped, truncated, strict=True)
+            TagResult(self.normalise(found, "\n\n".join(paragraphs)), reason, cut)
+            for found, (paragraphs, _), reason, cut in zip(
+                mentions, docs, skipped, truncated, strict=True
+            )
         ]
+
+    def normalise(self, mentions: list[Mention], text: str) -> list[Entity]:
+        """The entities of an article of ``text`` from its ``mentions``, with this tagger's
+        rules: what ``tag_many`` does after tagging."""
+        rules = tuple(RULES) if self.options.rules is None else self.options.rules
+        return normalise_mentions(repair_mentions(mentions, text, rules), rules)
 
     def skip_reason(self, language: str | None) -> str | None:
         """Why an article in ``language`` is not tagged, or None if it is."""
@@ -445,7 +453,7 @@ def normalise_mentions(mentions: list[Mention], rules: Sequence[str] | None = No
     chosen = tuple(RULES) if rules is None else tuple(r for r in RULES if r in rules)
     groups = _group_by_form(sorted(mentions, key=lambda m: m.start), "titles" in chosen)
     for name in chosen:
-        if name not in ("titles", "credits"):
+        if name not in _TEXT_RULES:
             RULES[name](groups)
     for short, full in _short_person_names(groups):
         groups[full].absorb(groups.pop(short))
@@ -610,6 +618,24 @@ def _of_places(groups: dict[str, _Group]) -> None:
             _relabel(group, "LOC")
 
 
+def _name_tails(groups: dict[str, _Group]) -> None:
+    """A one-word name that ends longer names of one kind, places or organisations, in the
+    article is of that kind: "Varn" beside "Lower Varn", "Courier" beside "Kessling
+    Courier"; but a place stays a place ("Madrid" beside "Real Madrid"). (People's
+    surnames are the next rule's.)"""
+    kinds: dict[str, set[str]] = {}
+    for key, group in groups.items():
+        words = key.split()
+        if len(words) > 1 and " of " not in key:
+            kinds.setdefault(words[-1], set()).add(group.label)
+    for key, group in groups.items():
+        found = kinds.get(key, set())
+        label = next(iter(found)) if len(found) == 1 else None
+        if " " in key or label not in ("LOC", "ORG") or group.label in (label, "LOC"):
+            continue
+        _relabel(group, label)
+
+
 def _surnames(groups: dict[str, _Group]) -> None:
     """A one-word name that is the last name of exactly one longer person of the article
     is that person, whatever the tagger called it alone ("Falk" as an organisation beside
@@ -635,8 +661,74 @@ RULES: dict[str, Callable[[dict[str, _Group]], None]] = {
     "lowercase": _drop_lowercase,
     "org_heads": _org_heads,
     "of_places": _of_places,
+    "name_tails": _name_tails,
     "surnames": _surnames,
+    "coordination": lambda groups: None,  # applied to the mentions: it needs the text
+    "datelines": lambda groups: None,  # the same
 }
+
+
+_TEXT_RULES = ("credits", "titles", "coordination", "datelines")
+
+
+def repair_mentions(mentions: list[Mention], text: str, rules: Sequence[str]) -> list[Mention]:
+    """The rules that read the article's text between and around mentions."""
+    if "coordination" in rules:
+        mentions = _coordinated(mentions, text)
+    if "datelines" in rules:
+        mentions = _datelined(mentions, text)
+    return mentions
+
+
+def _coordinated(mentions: list[Mention], text: str) -> list[Mention]:
+    """ "Harbour and Transport Workers' Union" tagged as a person "Harbour" and an
+    organisation "Transport Workers' Union" is one organisation: a one-word name, not an
+    organisation itself, joined by "and" or "&" to an organisation whose name ends in a
+    head word."""
+    ordered = sorted(mentions, key=lambda m: m.start)
+    out: list[Mention] = []
+    for mention in ordered:
+        if out and mention.label == "ORG":
+            before = out[-1]
+            gap = text[before.start + len(before.text) : mention.start]
+            last = mention.text.split()[-1].casefold() if mention.text.split() else ""
+            if (
+                gap in (" and ", " & ")
+                and before.label != "ORG"
+                and " " not in before.text.strip()
+                and before.paragraph == mention.paragraph
+                and last in ORG_HEADS
+            ):
+                joined = text[before.start : mention.start + len(mention.text)]
+                out[-1] = Mention(joined, "ORG", before.start, before.paragraph)
+                continue
+        out.append(mention)
+    return out
+
+
+# "KESSLING, Estmark — About 3,400 dockworkers...": a paragraph that opens with a place,
+# a comma, a region or country and a dash (an agency in brackets may come between) names
+# two places whatever the tagger called them.
+_DATELINE = re.compile(
+    r"(?P<city>[A-Z][\w'.-]*(?:[ -][A-Z][\w'.-]*){0,3}), "
+    r"(?P<region>[A-Z][\w'.-]*(?: [A-Z][\w'.-]*){0,2})"
+    r"(?: \([^)]{1,40}\))? ?[\u2014\u2013-]{1,2} "
+)
+
+
+def _datelined(mentions: list[Mention], text: str) -> list[Mention]:
+    places: set[int] = set()
+    start = 0
+    for paragraph in text.split("\n\n"):
+        if match := _DATELINE.match(paragraph):
+            places |= {start + match.start("city"), start + match.start("region")}
+        start += len(paragraph) + 2
+    return [
+        Mention(m.text, "LOC", m.start, m.paragraph)
+        if m.start in places and m.label != "LOC"
+        else m
+        for m in mentions
+    ]
 
 
 def _entity(group: _Group) -> Entity:

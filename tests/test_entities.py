@@ -531,3 +531,50 @@ def test_names_in_photo_credits_are_not_entities(tagger: Tagger) -> None:
     assert {"Mikhail Lund", "Anna Berglund"} & {
         e.text for e in untouched.tag(paragraphs, "en").entities
     }
+
+
+def test_a_one_word_name_ending_places_or_organisations_is_one_too() -> None:
+    paragraphs = [
+        "Ostberg won Lower Varn.",
+        "Trawling in the Varn estuary.",
+        "Real Madrid won in Madrid.",
+    ]
+    found = mentions(
+        paragraphs,
+        (0, "Lower Varn", "LOC"),
+        (1, "Varn", "PERSON"),
+        (2, "Real Madrid", "ORG"),
+        (2, "Madrid", "LOC"),
+    )
+    labels = {e.text: e.label for e in normalise_mentions(found)}
+    assert labels["Varn"] == "LOC"
+    assert labels["Madrid"] == "LOC"  # a place is never made an organisation
+    assert {e.text: e.label for e in normalise_mentions(found, rules=())}["Varn"] == "PERSON"
+
+
+def test_a_word_joined_to_an_organisation_by_and_is_part_of_it(tagger: Tagger) -> None:
+    paragraphs = ["The Harbour and Transport Workers' Union said Google and Microsoft agreed."]
+    found = mentions(
+        paragraphs,
+        (0, "Harbour", "PERSON"),
+        (0, "Transport Workers' Union", "ORG"),
+        (0, "Google", "ORG"),
+        (0, "Microsoft", "ORG"),
+    )
+    text = paragraphs[0]
+    entities = [(e.text, e.label) for e in tagger.normalise(found, text)]
+    assert ("Harbour and Transport Workers' Union", "ORG") in entities
+    # Two organisations joined by "and" stay two.
+    assert {("Google", "ORG"), ("Microsoft", "ORG")} <= set(entities)
+
+
+def test_a_dateline_names_two_places(tagger: Tagger) -> None:
+    paragraphs = [
+        "KESSLING, Estmark \u2014 About 3,400 dockworkers walked out.",
+        "Estmark said no.",
+    ]
+    found = mentions(
+        paragraphs, (0, "KESSLING", "ORG"), (0, "Estmark", "PERSON"), (1, "Estmark", "PERSON")
+    )
+    labels = {e.text: e.label for e in tagger.normalise(found, "\n\n".join(paragraphs))}
+    assert labels == {"KESSLING": "LOC", "Estmark": "LOC"}
