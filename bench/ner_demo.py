@@ -40,10 +40,11 @@ def score(tagger: Tagger) -> tuple[Counter[str], Counter[tuple[str, str, str]]]:
     """Totals (right, wrong label, not listed, missed) and each error, over the articles."""
     totals: Counter[str] = Counter()
     errors: Counter[tuple[str, str, str]] = Counter()
-    articles = [a for site in load_sites() for a in site.articles]
-    results = tagger.tag_many(
-        [([a.headline, a.standfirst, *a.paragraphs], a.lang) for a in articles]
-    )
+    sites = load_sites()
+    articles = [a for site in sites for a in site.articles]
+    publishers = [site.name for site in sites for _ in site.articles]
+    docs = [([a.headline, a.standfirst, *a.paragraphs], a.lang) for a in articles]
+    results = tagger.tag_many(docs, publishers)
     for article, result in zip(articles, results, strict=True):
         listed = {kind: set(getattr(article.entities, kind)) for kind in set(KINDS.values())}
         every = set(article.entities.all())

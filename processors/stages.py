@@ -310,8 +310,10 @@ def skip_enrichment(article: Article) -> EnrichedArticle | None:
 
 
 def enrich(articles: Sequence[Article], tagger: Tagger) -> list[EnrichedArticle]:
-    """The enrich stage, batched: one nlp.pipe over all paragraphs of the batch."""
-    results = tagger.tag_many([(a.paragraphs, a.language) for a in articles])
+    """The enrich stage, batched: the taggers over all paragraphs of the batch."""
+    results = tagger.tag_many(
+        [(a.paragraphs, a.language) for a in articles], [a.site_name for a in articles]
+    )
     return [
         EnrichedArticle(**a.model_dump(), entities=r.entities, ner_skipped=r.skipped)
         for a, r in zip(articles, results, strict=True)

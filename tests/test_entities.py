@@ -578,3 +578,20 @@ def test_a_dateline_names_two_places(tagger: Tagger) -> None:
     )
     labels = {e.text: e.label for e in tagger.normalise(found, "\n\n".join(paragraphs))}
     assert labels == {"KESSLING": "LOC", "Estmark": "LOC"}
+
+
+def test_what_only_a_place_has_makes_a_place(tagger: Tagger) -> None:
+    paragraphs = ["Meadows along Estmark's Baltic coast grew.", "Apple's biggest market fell."]
+    found = mentions(paragraphs, (0, "Estmark", "ORG"), (1, "Apple", "ORG"))
+    labels = {e.text: e.label for e in tagger.normalise(found, "\n\n".join(paragraphs))}
+    assert labels == {"Estmark": "LOC", "Apple": "ORG"}
+
+
+def test_the_publisher_names_itself(tagger: Tagger) -> None:
+    paragraphs = ["Falk told the Courier at the gate.", "Kessling is quiet."]
+    found = mentions(paragraphs, (0, "Courier", "PERSON"), (1, "Kessling", "LOC"))
+    text = "\n\n".join(paragraphs)
+    labels = {e.text: e.label for e in tagger.normalise(found, text, "The Kessling Courier")}
+    # The paper's short name is the paper; the city in its name stays the city.
+    assert labels == {"Courier": "ORG", "Kessling": "LOC"}
+    assert {e.text: e.label for e in tagger.normalise(found, text)}["Courier"] == "PERSON"
