@@ -377,16 +377,25 @@ def ner_tag(ctx: Context, text: str | None, language: str, as_json: bool) -> Non
     from processors.entities import EntityOptions, Tagger, primary_language
 
     if text is None:
-        text = sys.stdin.read()
+        try:
+            text = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise errors.SetupError(
+                f"standard input is not UTF-8 text (byte {err.start} is not)",
+                "give the text itself, or convert it first (iconv -t utf-8)",
+            ) from None
     paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
     if not paragraphs:
         raise errors.SetupError("nothing to tag", "give a text, or pipe one in")
     settings = ctx.settings
     tagged = settings.ner_languages if settings.ner_backend == "corenlp" else ("en",)
     if primary_language(language) not in tagged:
+        hint = "set --language to one of those, or add it to NEWSFLOW_NER_LANGUAGES"
+        if settings.ner_backend == "spacy":
+            hint = "NEWSFLOW_NER_BACKEND=corenlp tags de, fr and es too"
         raise errors.SetupError(
             f"no entity tagger for language {language!r} (newsflow tags {', '.join(tagged)})",
-            "set --language to one of those, or add it to NEWSFLOW_NER_LANGUAGES",
+            hint,
         )
     fetch_taggers(settings)
     result = Tagger(EntityOptions.from_settings(settings)).tag(paragraphs, language)

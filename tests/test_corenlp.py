@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import os
+import subprocess
+import sys
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -273,3 +277,35 @@ def test_languages_left_out_keep_their_reason(tmp_path: Path) -> None:
     assert german.skipped == "no entity tagger for language 'de' (newsflow tags en)"
     italian = Tagger().tag(["Giorgia Meloni a Roma."], "it")
     assert italian.skipped == "no entity tagger for language 'it' (newsflow tags en, de, fr, es)"
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def _ner_tag(args: list[str], stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
+    return subprocess.run(
+        [sys.executable, "-m", "newsflow.cli", "ner", "tag", *args],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_ner_tag_reads_paragraphs_from_standard_input() -> None:
+    text = "Ingrid Falk of Baltamar Shipping spoke.\n\nFalk said Kessling would wait.\n"
+    done = _ner_tag(["--json"], text.encode())
+    assert done.returncode == 0, done.stderr
+    entities = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    by_text = {e["text"]: e for e in entities}
+    assert by_text["Ingrid Falk"]["label"] == "PERSON" and by_text["Ingrid Falk"]["count"] == 2
+    assert by_text["Ingrid Falk"]["paragraphs"] == [0, 1]
+    assert by_text["Baltamar Shipping"]["label"] == "ORG"
+
+
+def test_ner_tag_refuses_bytes_that_are_not_text() -> None:
+    done = _ner_tag([], bytes(range(256)) * 4)
+    assert done.returncode == 2
+    assert b"standard input is not UTF-8 text" in done.stderr
+    assert b"Traceback" not in done.stderr
