@@ -374,7 +374,7 @@ def ner_tag(ctx: Context, text: str | None, language: str, as_json: bool) -> Non
       newsflow ner tag "Ingrid Falk of Baltamar Shipping spoke in Kessling."
       newsflow ner tag -l de < artikel.txt
     """
-    from processors.entities import EntityOptions, Tagger, primary_language
+    from processors.entities import EntityOptions, Tagger, no_tagger, primary_language
 
     if text is None:
         try:
@@ -393,10 +393,7 @@ def ner_tag(ctx: Context, text: str | None, language: str, as_json: bool) -> Non
         hint = "set --language to one of those, or add it to NEWSFLOW_NER_LANGUAGES"
         if settings.ner_backend == "spacy":
             hint = "NEWSFLOW_NER_BACKEND=corenlp tags de, fr and es too"
-        raise errors.SetupError(
-            f"no entity tagger for language {language!r} (newsflow tags {', '.join(tagged)})",
-            hint,
-        )
+        raise errors.SetupError(no_tagger(language, tagged), hint)
     fetch_taggers(settings)
     result = Tagger(EntityOptions.from_settings(settings)).tag(paragraphs, language)
     for entity in result.entities:

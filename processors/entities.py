@@ -128,6 +128,11 @@ class EntityOptions:
         if self.backend == "corenlp" and (unknown or not self.languages):
             raise ValueError(f"languages must be some of {', '.join(corenlp.MODELS)}")
 
+    @property
+    def chosen_rules(self) -> tuple[str, ...]:
+        """The repairs to apply, in RULES' order."""
+        return chosen_rules(self.rules)
+
     @classmethod
     def from_settings(cls, settings: Settings) -> EntityOptions:
         return cls(
@@ -274,7 +279,7 @@ class Tagger:
     ) -> list[Entity]:
         """The entities of an article of ``text`` from its ``mentions``, with this tagger's
         rules: what ``tag_many`` does after tagging."""
-        rules = tuple(RULES) if self.options.rules is None else self.options.rules
+        rules = self.options.chosen_rules
         repaired = repair_mentions(mentions, text, rules)
         return normalise_mentions(repaired, rules, publisher if "publisher" in rules else None)
 
@@ -286,8 +291,7 @@ class Tagger:
             return None
         if self.options.backend == "spacy":
             return f"language {language!r} is not supported by {self.options.model}"
-        tagged = ", ".join(self.languages)
-        return f"no entity tagger for language {language!r} (newsflow tags {tagged})"
+        return no_tagger(language, self.languages)
 
     def _language(self, language: str | None) -> str:
         """The tagger for an article in ``language``: its own, or the first one's when the
@@ -299,7 +303,7 @@ class Tagger:
     def _mentions(self, pieces: list[Piece], languages: list[str]) -> Iterator[tuple[int, Mention]]:
         """(article, mention) pairs, the pieces of all articles batched together."""
         options = self.options
-        credits = options.rules is None or "credits" in options.rules
+        credits = "credits" in options.chosen_rules
         if self.engine is not None:
             for piece in pieces:
                 spans = self.engine.spans(languages[piece.article], piece.text)
@@ -320,6 +324,11 @@ class Tagger:
                     if ent.label_ in options.labels and not _in_credit(skip, ent.start_char):
                         start = piece.offset + ent.start_char
                         yield piece.article, Mention(ent.text, ent.label_, start, piece.paragraph)
+
+
+def no_tagger(language: str, tagged: Sequence[str]) -> str:
+    """Why an article in ``language`` is not tagged when the taggers are ``tagged``'s."""
+    return f"no entity tagger for language {language!r} (newsflow tags {', '.join(tagged)})"
 
 
 def primary_language(language: str) -> str:
@@ -468,11 +477,11 @@ def normalise_mentions(
     """The entities of one article from its mentions (see the module docstring), the label
     repairs of ``rules`` (default: all of RULES, in its order) applied between grouping
     and joining short names to full ones."""
-    chosen = tuple(RULES) if rules is None else tuple(r for r in RULES if r in rules)
+    chosen = chosen_rules(rules)
     groups = _group_by_form(sorted(mentions, key=lambda m: m.start), "titles" in chosen)
     for name in chosen:
-        if name not in _TEXT_RULES:
-            RULES[name](groups)
+        if name in _GROUP_RULES:
+            _GROUP_RULES[name](groups)
     if publisher:
         _publisher(groups, publisher)
     for short, full in _short_person_names(groups):
@@ -689,29 +698,37 @@ def _surnames(groups: dict[str, _Group]) -> None:
 
 _PERSON_OR_PLACE = frozenset({"PERSON", "LOC", "GPE", "FAC"})
 
-RULES: dict[str, Callable[[dict[str, _Group]], None]] = {
-    "credits": lambda groups: None,  # applied while tagging: see credit_spans
-    "titles": lambda groups: None,  # applied while grouping: it changes the forms
-    "lowercase": _drop_lowercase,
-    "org_heads": _org_heads,
-    "of_places": _of_places,
-    "name_tails": _name_tails,
-    "surnames": _surnames,
-    "coordination": lambda groups: None,  # applied to the mentions: it needs the text
-    "datelines": lambda groups: None,  # the same
-    "possessive_places": lambda groups: None,  # the same
-    "publisher": lambda groups: None,  # needs the site's name: see _publisher
-}
-
-
-_TEXT_RULES = (
+# Every repair, in the order they apply. "credits" applies while tagging (credit_spans),
+# "titles" while grouping (it changes the forms), "coordination", "datelines" and
+# "possessive_places" to the mentions (they read the text: repair_mentions), "publisher"
+# after the group rules (it needs the site's name: _publisher); the others to the groups.
+RULES = (
     "credits",
     "titles",
+    "lowercase",
+    "org_heads",
+    "of_places",
+    "name_tails",
+    "surnames",
     "coordination",
     "datelines",
     "possessive_places",
     "publisher",
 )
+
+
+def chosen_rules(rules: Sequence[str] | None) -> tuple[str, ...]:
+    """``rules`` in RULES' order; None: all of them."""
+    return RULES if rules is None else tuple(r for r in RULES if r in rules)
+
+
+_GROUP_RULES: dict[str, Callable[[dict[str, _Group]], None]] = {
+    "lowercase": _drop_lowercase,
+    "org_heads": _org_heads,
+    "of_places": _of_places,
+    "name_tails": _name_tails,
+    "surnames": _surnames,
+}
 
 
 def repair_mentions(mentions: list[Mention], text: str, rules: Sequence[str]) -> list[Mention]:
