@@ -41,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from processors import name_labels  # noqa: E402
 from processors.entities import (  # noqa: E402
     BACKENDS,
     RULES,
@@ -167,6 +168,12 @@ def main() -> None:
     parser.add_argument(
         "--each-rule", action="store_true", help="F1 with no rule, then with each rule alone"
     )
+    parser.add_argument(
+        "--consensus",
+        action="store_true",
+        help="F1 with labels learnt across documents (processors.name_labels), in their "
+        "order, at several thresholds",
+    )
     args = parser.parse_args()
     if not DEV.exists():
         sys.exit(f"skipped: the CoNLL development set is not at {DEV}")
@@ -177,6 +184,20 @@ def main() -> None:
     loaded = time.perf_counter()
     score = scored(tagger, docs)
     tagged = time.perf_counter()
+    if args.consensus:
+        results = tagger.tag_many([(d.sentences, "en") for d in docs])
+        for votes, share in [(0, 0.75), (5, 0.6), (5, 0.75), (10, 0.75), (20, 0.75)]:
+            shown = name_labels.in_order(
+                [(str(i), float(i), r.entities) for i, r in enumerate(results)],
+                name_labels.Policy(votes=votes, share=share),
+            )
+            row = Score()
+            for doc, entities in zip(docs, shown, strict=True):
+                row.add([(TO_CONLL[e.label], {e.text, *e.variants}) for e in entities], doc.gold)
+            f1s = " ".join(f"{lab} {row.prf(lab)[2]:.3f}" for lab in LABELS)
+            name = f"{votes} votes, share {share}" if votes else "nothing learnt"
+            print(f"{name:24} F1 {row.prf()[2]:.3f}  {f1s}")
+        return
     if args.each_rule:
         for chosen in [(), *((r,) for r in RULES), tuple(RULES)]:
             tagger.options = replace(tagger.options, rules=chosen)

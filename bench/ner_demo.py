@@ -30,26 +30,37 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from newsflow.demo._content import load_sites  # noqa: E402
+from processors import name_labels  # noqa: E402
 from processors.entities import BACKENDS, RULES, EntityOptions, Tagger  # noqa: E402
 
 KINDS = {"PERSON": "persons", "ORG": "organisations", "LOC": "places", "GPE": "places"}
 KINDS["FAC"] = "places"
 
 
-def score(tagger: Tagger) -> tuple[Counter[str], Counter[tuple[str, str, str]]]:
-    """Totals (right, wrong label, not listed, missed) and each error, over the articles."""
+def score(
+    tagger: Tagger, learning: name_labels.Policy | None = None
+) -> tuple[Counter[str], Counter[tuple[str, str, str]]]:
+    """Totals (right, wrong label, not listed, missed) and each error, over the articles;
+    with ``learning``, labels learnt across the articles in publication order."""
     totals: Counter[str] = Counter()
     errors: Counter[tuple[str, str, str]] = Counter()
     sites = load_sites()
-    articles = [a for site in sites for a in site.articles]
-    publishers = [site.name for site in sites for _ in site.articles]
+    pairs = sorted(
+        ((a, site.name) for site in sites for a in site.articles), key=lambda p: p[0].published
+    )
+    articles = [a for a, _ in pairs]
     docs = [([a.headline, a.standfirst, *a.paragraphs], a.lang) for a in articles]
-    results = tagger.tag_many(docs, publishers)
-    for article, result in zip(articles, results, strict=True):
+    results = tagger.tag_many(docs, [name for _, name in pairs])
+    shown = [r.entities for r in results]
+    if learning is not None:
+        pairs_of = zip(articles, results, strict=True)
+        stream = [(a.ref, a.published.timestamp(), r.entities) for a, r in pairs_of]
+        shown = name_labels.in_order(stream, learning)
+    for article, entities in zip(articles, shown, strict=True):
         listed = {kind: set(getattr(article.entities, kind)) for kind in set(KINDS.values())}
         every = set(article.entities.all())
         seen: dict[str, set[str]] = {kind: set() for kind in listed}
-        for entity in result.entities:
+        for entity in entities:
             kind = KINDS.get(entity.label)
             if kind is None:
                 continue
@@ -82,8 +93,20 @@ def main() -> None:
         "--each-rule", action="store_true", help="no rule, then each rule alone, then all"
     )
     parser.add_argument("--errors", action="store_true", help="list the errors, most first")
+    parser.add_argument(
+        "--consensus",
+        action="store_true",
+        help="with labels learnt across the articles (processors.name_labels), at several "
+        "thresholds",
+    )
     args = parser.parse_args()
     tagger = Tagger(EntityOptions(backend=args.backend))
+    if args.consensus:
+        for votes, share in [(0, 0.75), (5, 0.6), (5, 0.75), (10, 0.75), (20, 0.75)]:
+            policy = name_labels.Policy(votes=votes, share=share)
+            name = f"{votes} votes, {share}" if votes else "nothing learnt"
+            print(f"{name:16} {line(score(tagger, policy)[0])}")
+        return
     if args.each_rule:
         for chosen in [(), *((r,) for r in RULES), tuple(RULES)]:
             tagger.options = replace(tagger.options, rules=chosen)
