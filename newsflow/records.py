@@ -289,3 +289,19 @@ class DeadLetter(Record):
     source: str = ""
     key: Annotated[bytes | None, Field(repr=False)] = None
     value: Annotated[bytes | None, Field(repr=False)] = None
+
+
+class NameVote(Record):
+    """One article's label for one of its names (processors.name_labels)."""
+
+    name: str = Field(description="the name's key: its text, case and apostrophes folded")
+    label: str
+    article_id: str
+    at: float = Field(description="event time of the article (fetch time), seconds")
+
+
+class NameLabel(Record):
+    """The label the stream has settled on for a name (the labels topic's value)."""
+
+    name: str
+    label: str

@@ -118,6 +118,20 @@ class Settings(BaseSettings):
             raise ValueError(f"give some of {', '.join(MODELS)}, comma-separated")
         return value
 
+    ner_learn_votes: int = Field(
+        10,
+        ge=0,
+        description="Articles' votes before a name is shown with the label most of them gave "
+        "it in every later article (0: each article's own labels only)",
+    )
+    ner_learn_share: float = Field(
+        0.75, ge=0.5, le=1, description="Share of the votes the leading label needs"
+    )
+    ner_learn_half_life: float = Field(
+        30 * 86400.0,
+        gt=0,
+        description="Seconds of event time in which a vote loses half its weight",
+    )
     ner_dir: Path = Field(
         Path.home() / ".cache" / "newsflow",
         description="Where CoreNLP's jar and taggers are kept (fetched when absent: about "

@@ -28,7 +28,17 @@ from newsflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STAGES = ("ingest", "clean", "stories", "enrich", "index", "reclean", "alert", "webhook")
+STAGES = (
+    "ingest",
+    "clean",
+    "stories",
+    "enrich",
+    "index",
+    "reclean",
+    "alert",
+    "webhook",
+    "names",
+)
 DAY_MS = 24 * 3600 * 1000
 # A page is capped at 5 MB when fetched; as base64 inside JSON it grows by a third.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -108,6 +118,14 @@ class Topics:
         return f"{self.prefix}.alerts"
 
     @property
+    def names(self) -> str:
+        return f"{self.prefix}.names"
+
+    @property
+    def labels(self) -> str:
+        return f"{self.prefix}.labels"
+
+    @property
     def group(self) -> str:
         """The consumer group of the pipeline's workers (Faust's app id)."""
         return f"{self.prefix}-pipeline"
@@ -125,6 +143,7 @@ class Topics:
             "boilerplate": self.partitions,
             "stories": 1,
             "alerted": self.partitions,  # keyed by story, as the matches topic
+            "name-labels": self.partitions,  # keyed by name, as the names topic
         }
 
     def changelogs(self) -> list[TopicSpec]:
@@ -164,6 +183,12 @@ class Topics:
             ),
             TopicSpec(self.matches, p, "indexed articles a watch matched, keyed by story"),
             TopicSpec(self.alerts, p, "one alert per story per watch, keyed by watch"),
+            TopicSpec(self.names, p, "each article's entity labels, as votes, keyed by name"),
+            # Every worker relabels from all of it, so one partition; compacted, so the last
+            # settled label of each name is kept until the name is forgotten.
+            TopicSpec(
+                self.labels, 1, "labels the stream has settled on, keyed by name", compacted=True
+            ),
             # Dead letters are kept longer: someone has to look at them and replay them.
             *(
                 TopicSpec(

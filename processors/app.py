@@ -46,6 +46,8 @@ from newsflow.records import (
     DecodeError,
     EnrichedArticle,
     Filtered,
+    NameLabel,
+    NameVote,
     PageOrigin,
     RawPage,
     Reclean,
@@ -54,8 +56,19 @@ from newsflow.records import (
 from newsflow.services import require_elasticsearch, require_kafka, wait_for
 from newsflow.settings import Settings
 from newsflow.topics import MAX_MESSAGE_BYTES, Topics
-from processors import corenlp, faust_overrides, index, reclean, stages, stories, sweep, webhook
+from processors import (
+    corenlp,
+    faust_overrides,
+    index,
+    name_labels,
+    reclean,
+    stages,
+    stories,
+    sweep,
+    webhook,
+)
 from processors.entities import EntityOptions, Tagger
+from processors.follow import Follower
 from processors.watchlist import WatchList
 
 log = logging.getLogger(__name__)
@@ -170,7 +183,7 @@ class Outgoing:
 
     topic: Any  # a faust Topic
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone, on a compacted topic
     headers: list[tuple[str, bytes]] | None = None
 
 
@@ -227,6 +240,14 @@ class Pipeline:
         self._es: AsyncElasticsearch | None = None
         self._http: Any = None  # the webhook's httpx client, made on first use
         self.watchlist = WatchList(settings.kafka_bootstrap, self.topics.watches)
+        self.learning = name_labels.Policy(
+            votes=settings.ner_learn_votes,
+            share=settings.ner_learn_share,
+            half_life=settings.ner_learn_half_life,
+        )
+        self.labelbook: Follower[str] = Follower(
+            settings.kafka_bootstrap, self.topics.labels, name_labels.fold, "learnt labels"
+        )
         self._declare()
 
     def _topic(self, name: str, partitions: int) -> Any:
@@ -240,9 +261,10 @@ class Pipeline:
         self.clustered, self.enriched = self._topic(t.clustered, p), self._topic(t.enriched, p)
         self.filtered, self.recleans = self._topic(t.filtered, p), self._topic(t.recleans, p)
         self.matches, self.alerts = self._topic(t.matches, p), self._topic(t.alerts, p)
+        self.names, self.labels = self._topic(t.names, p), self._topic(t.labels, 1)
         self.dlq = {
             s: self._topic(t.deadletter(s), 1)
-            for s in ("clean", "stories", "enrich", "index", "reclean", "alert", "webhook")
+            for s in ("clean", "stories", "enrich", "index", "reclean", "alert", "webhook", "names")
         }
         # Values are plain lists and dicts (JSON, the app's default serializer).
         parts = t.tables()
@@ -250,6 +272,7 @@ class Pipeline:
         self.boilerplate = self.app.Table("boilerplate", partitions=parts["boilerplate"])
         self.stories = self.app.Table("stories", partitions=parts["stories"])
         self.alerted = self.app.Table("alerted", partitions=parts["alerted"])
+        self.name_labels = self.app.Table("name-labels", partitions=parts["name-labels"])
         self.app.guarded_topics.update(
             (t.pages, t.articles, t.clustered, t.enriched, t.recleans, t.matches, t.alerts)
         )
@@ -259,6 +282,9 @@ class Pipeline:
         self.app.agent(self.enriched, name="index")(self._index)
         self.app.agent(self.recleans, name="reclean")(self._reclean)
         self.app.agent(self.matches, name="alert")(self._alert)
+        if self.learning.on:
+            self.app.agent(self.names, name="names")(self._names)
+            self.app.task(self._follow_labels)
         if self.settings.webhook_url:
             self.app.agent(self.alerts, name="webhook")(self._webhook)
         self.app.task(self._follow_watches)
@@ -491,12 +517,68 @@ class Pipeline:
                     )
                 await self.deliver(out)
                 return
-            out += [Outgoing(self.enriched, e.article_id.encode(), e.encode()) for e in done]
+            out += self._learnt(done)
         await self.deliver(out)
 
     async def _enrich_single(self, tagger: Tagger, article: Article) -> list[Outgoing]:
         [enriched] = await self._offload(stages.enrich, [article], tagger)
-        return [Outgoing(self.enriched, enriched.article_id.encode(), enriched.encode())]
+        return self._learnt([enriched])
+
+    def _learnt(self, done: list[EnrichedArticle]) -> list[Outgoing]:
+        """The enriched articles, relabelled from what the stream has learnt (the copy as
+        it is: a worker that has not read it all yet shows the articles' own labels), and
+        each article's own labels as votes (processors.name_labels)."""
+        out = []
+        book = self.labelbook.items
+        for article in done:
+            shown = article
+            if self.learning.on and book:
+                shown = article.model_copy(
+                    update={"entities": name_labels.relabel(article.entities, book)}
+                )
+            out.append(Outgoing(self.enriched, shown.article_id.encode(), shown.encode()))
+            if not self.learning.on:
+                continue
+            at = article.fetched_at.timestamp()
+            for name, label in name_labels.votes_of(article.entities):
+                vote = NameVote(name=name, label=label, article_id=article.article_id, at=at)
+                out.append(Outgoing(self.names, name.encode(), vote.encode()))
+        return out
+
+    # -- names learnt across articles ------------------------------------------------------
+
+    async def _follow_labels(self) -> None:
+        await self.labelbook.follow()
+
+    async def _names(self, stream: Any) -> None:
+        await self._guard("names", self._names_loop(stream))
+
+    async def _names_loop(self, stream: Any) -> None:
+        async for event in stream.events():
+            self.app.processing(event.message)
+            await self._process("names", event, partial(self._name_one, event))
+            await self._maybe_sweep_names(event.message.partition)
+
+    async def _name_one(self, event: Any) -> list[Outgoing]:
+        """Fold one vote into the name's state; publish the name when its settled label
+        changes (a tombstone when it is no longer settled)."""
+        found = decode(NameVote, event.value)
+        partition = event.message.partition
+        self._clock.saw(("names", partition), found.at)
+        before = self.name_labels.get(found.name)
+        state = name_labels.vote(before, found.label, found.article_id, found.at, self.learning)
+        if state is before:
+            return []
+        was = before.get("p") if before else None
+        now = name_labels.settled(state, self.learning)
+        state = {**state, "p": now, "q": partition}
+        self.name_labels[found.name] = state
+        if now == was:
+            return []
+        key = found.name.encode()
+        if now is None:
+            return [Outgoing(self.labels, key, None)]
+        return [Outgoing(self.labels, key, NameLabel(name=found.name, label=now).encode())]
 
     async def _tagger_or_fatal(self) -> Tagger:
         if self._tagger is None:
@@ -621,6 +703,30 @@ class Pipeline:
             log.exception(
                 "sweeping partition %d's alerted table failed; tried again later", partition
             )
+
+    async def _maybe_sweep_names(self, partition: int) -> None:
+        """Once an interval per partition, forget the names whose votes have faded, and
+        take the published ones off the labels topic (see _maybe_sweep_sites for why from
+        here, and against the stream's time)."""
+        key = ("names", partition)
+        last = self._last_site_sweep.setdefault(key, time.monotonic())
+        now = self._clock.now(key)
+        if now is None or time.monotonic() - last < self.settings.sweep_interval:
+            return
+        self._last_site_sweep[key] = time.monotonic()
+        try:
+            gone = await sweep.names(
+                self.name_labels,
+                partition,
+                now,
+                lambda state, at: name_labels.expired(state, at, self.learning),
+            )
+            await self.deliver(
+                Outgoing(self.labels, name.encode(), None) for name, published in gone if published
+            )
+            log.info("forgot %d faded names of partition %d", len(gone), partition)
+        except Exception:
+            log.exception("sweeping partition %d's names failed; tried again later", partition)
 
     async def _webhook(self, stream: Any) -> None:
         await self._guard("webhook", self._webhook_loop(stream))

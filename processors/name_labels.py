@@ -7,12 +7,14 @@ newsflow keeps, per name, the articles' votes for each label, and once a name ha
 votes with a clear majority, its entities are shown with that label in every article that
 follows ("a name tagged PERSON in forty articles and ORG in two is a person").
 
-The flow, not yet wired into the worker (the benchmarks run ``in_order``): the enrich agent sends one vote per entity of each article,
+The flow (processors/app.py; the benchmarks run ``in_order``, the same without Kafka):
+the enrich agent sends one vote per entity of each article,
 the label the article itself gave it (after the article's own repairs, never the learnt
 label, which would only vote for itself), to ``<prefix>.names`` keyed by the name; the
 ``names`` agent folds them into a table partitioned by name (``vote``) and publishes each
 name whose settled label changes to the compacted ``<prefix>.labels`` topic; every worker
 keeps a copy of that topic (processors/follow.py) and relabels from it (``relabel``).
+NEWSFLOW_NER_LEARN_VOTES=0 turns it off.
 
 These functions are pure, and the table's values are plain JSON:
 
@@ -120,6 +122,22 @@ def relabel(entities: list[Entity], book: Mapping[str, str]) -> list[Entity]:
             else entity.model_copy(update={"label": learnt})
         )
     return out
+
+
+def fold(
+    found: dict[str, str], key_: bytes | None, value: bytes | None, skipped: list[str]
+) -> None:
+    """Apply one record of the labels topic to a worker's copy (processors.follow)."""
+    from newsflow.records import NameLabel, decode
+
+    name = (key_ or b"").decode("utf-8", "replace")
+    if value is None:
+        found.pop(name, None)
+        return
+    try:
+        found[name] = decode(NameLabel, value).label
+    except Exception as err:
+        skipped.append(f"{name!r}: {err}")
 
 
 def in_order(

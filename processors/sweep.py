@@ -134,3 +134,27 @@ async def _write_back(
         changes += 1
         if changes % chunk == 0:
             await asyncio.sleep(0)
+
+
+async def names(
+    table: MutableMapping[str, Any],
+    partition: int,
+    now: float,
+    forgotten: Callable[[dict[str, Any], float], bool],
+    chunk: int = CHUNK,
+) -> list[tuple[str, bool]]:
+    """Drop the name-labels table's entries of ``partition`` that ``forgotten`` says have
+    faded (processors.name_labels.expired); (name, whether a label was published for it)
+    for each, so that the caller takes the published ones off the labels topic too.
+    Each entry names the partition it was written from ("q")."""
+    gone: list[tuple[str, bool]] = []
+    for i, (key, value) in enumerate(table.items(), 1):
+        if isinstance(value, dict) and value.get("q") == partition and forgotten(value, now):
+            gone.append((key, value.get("p") is not None))
+        if i % chunk == 0:
+            await asyncio.sleep(0)
+    for i, (key, _) in enumerate(gone, 1):
+        del table[key]
+        if i % chunk == 0:
+            await asyncio.sleep(0)
+    return gone
