@@ -112,7 +112,13 @@ def test_the_changelog_topics_created_up_front_are_the_ones_faust_writes(
     # PartitionsMismatch; created by `prepare` and `topics create`, they exist first.
     written = {
         t.changelog_topic.get_topic_name(): t.partitions
-        for t in (pipeline.site_stories, pipeline.boilerplate, pipeline.stories, pipeline.alerted)
+        for t in (
+            pipeline.site_stories,
+            pipeline.boilerplate,
+            pipeline.stories,
+            pipeline.alerted,
+            pipeline.name_labels,
+        )
     }
     declared = {s.name: s.partitions for s in pipeline.topics.changelogs()}
     assert written == declared
