@@ -41,4 +41,4 @@ stack-down: $(STAMP)
 
 clean:
 	-$(BIN)/newsflow stack down
-	rm -rf $(VENV) .stack .stack-test .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .stack .stack-test .stack-secure-test .mypy_cache .ruff_cache .pytest_cache

@@ -81,7 +81,7 @@ def main() -> None:
 
         prepare(settings)
     else:
-        ensure_topics(settings.kafka_bootstrap, Topics.from_settings(settings).specs())
+        ensure_topics(settings, Topics.from_settings(settings).specs())
     env = {
         **os.environ,
         "NEWSFLOW_TOPIC_PREFIX": prefix,

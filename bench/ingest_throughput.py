@@ -191,7 +191,7 @@ def main() -> None:
         )
     pages = [gzip.decompress(f.read_bytes()) for f in files]
     settings = Settings(topic_prefix=f"bench-ingest-{uuid.uuid4().hex[:6]}")
-    ensure_topics(settings.kafka_bootstrap, Topics.from_settings(settings).specs())
+    ensure_topics(settings, Topics.from_settings(settings).specs())
     with tempfile.TemporaryDirectory(prefix="newsflow-bench-") as tmp:
         bench_feeds(args.feed_rounds)
         bench_fetch(settings, pages, args.pages, args.hosts, Path(tmp))

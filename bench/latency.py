@@ -128,7 +128,7 @@ class Observed:
 def send_steady(s: Settings, pages: list[RawPage], rate: float, obs: Observed) -> None:
     """Produce ``pages`` at ``rate`` a second, each stamped with the moment it is sent."""
     try:
-        with PageProducer(s.kafka_bootstrap, Topics.from_settings(s).pages) as producer:
+        with PageProducer(s, Topics.from_settings(s).pages) as producer:
             start = time.monotonic()
             for i, p in enumerate(pages):
                 delay = start + i / rate - time.monotonic()

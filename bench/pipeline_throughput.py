@@ -87,7 +87,7 @@ def main() -> None:
     try:
         time.sleep(15)  # let the worker join its group and load spaCy before the clock starts
         start = time.monotonic()
-        with PageProducer(settings.kafka_bootstrap, Topics.from_settings(settings).pages) as p:
+        with PageProducer(settings, Topics.from_settings(settings).pages) as p:
             for page in batch:
                 p.send(page)
         done, elapsed = wait(settings, len(batch), start, args.timeout)

@@ -71,14 +71,14 @@ def run(n: int, batch_size: int, base: Settings, tmp: Path) -> tuple[float, list
             time.sleep(1)
         warm, batch = pages(4 * PARTITIONS), pages(batch_size + 4 * PARTITIONS)[4 * PARTITIONS :]
         topic = Topics.from_settings(s).pages
-        with PageProducer(s.kafka_bootstrap, topic) as producer:
+        with PageProducer(s, topic) as producer:
             for p in warm:
                 producer.send(p)
         wait_count(es, s, len(warm) // 2, 600)
         time.sleep(10)  # the warm-up's stragglers, and a settled group
         before = indexed(es, s)
         start = time.monotonic()
-        with PageProducer(s.kafka_bootstrap, topic) as producer:
+        with PageProducer(s, topic) as producer:
             for p in batch:
                 producer.send(p)
         expected = before + int(len(batch) * 0.8)  # some real pages are filtered

@@ -98,7 +98,7 @@ class PageSink:
 
     def __init__(self, settings: Settings, seen: SeenStore | None) -> None:
         topics = Topics.from_settings(settings)
-        self.producer = PageProducer(settings.kafka_bootstrap, topics.pages)
+        self.producer = PageProducer(settings, topics.pages)
         self.deadletters = topics.deadletter("ingest")
         self.seen = seen
         self.stats = IngestStats()

@@ -7,9 +7,9 @@ import logging
 from types import TracebackType
 from typing import Any
 
-from kafka import KafkaProducer
-
+from newsflow import connections
 from newsflow.records import RawPage
+from newsflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -18,10 +18,10 @@ MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
 
 class PageProducer:
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = topic
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap,
+        self._producer = connections.kafka_producer(
+            settings,
             acks="all",
             enable_idempotence=True,
             # zstd: 9x gzip-9's speed on news HTML, and smaller (bench/ingest_throughput.py).

@@ -21,14 +21,14 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import ScanError, scan
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 from kafka.errors import (
     CoordinatorLoadInProgressError,
     CoordinatorNotAvailableError,
     NotCoordinatorError,
 )
 
-from newsflow import deadletter
+from newsflow import connections, deadletter
 from newsflow.audit import (
     REPAIR_HEADER,
     AuditReport,
@@ -72,12 +72,12 @@ def audit(
     topics = Topics.from_settings(settings)
     with (
         reachable(settings),
-        Elasticsearch(settings.elasticsearch_url, request_timeout=ES_TIMEOUT, max_retries=1) as es,
+        connections.elasticsearch(settings, request_timeout=ES_TIMEOUT, max_retries=1) as es,
     ):
         # Fail now, not after reading all of Kafka; and say so when the address answers
         # but is no Elasticsearch (a proxy's page, say).
-        require_elasticsearch(settings.elasticsearch_url)
-        with KafkaReader(settings.kafka_bootstrap, progress) as kafka:
+        require_elasticsearch(settings)
+        with KafkaReader(settings, progress) as kafka:
             committed = kafka.committed(settings.topic_prefix)  # first: see the docstring
             window = kafka.window(topics.pages, since, partition)
             pages = [_page(m) for m in kafka.read(window, "pages")]
@@ -97,10 +97,10 @@ def audit(
 class KafkaReader:
     """One consumer without a group for the topics, one admin client for the offsets."""
 
-    def __init__(self, bootstrap: str, progress: Progress = None) -> None:
+    def __init__(self, settings: Settings, progress: Progress = None) -> None:
         self.progress = progress
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
+        self.consumer = connections.kafka_consumer(
+            settings,
             group_id=None,
             enable_auto_commit=False,
             allow_auto_create_topics=False,  # an audit must not create the topics it reads
@@ -109,8 +109,8 @@ class KafkaReader:
             **KAFKA_TIMEOUTS,
         )
         try:
-            self.admin = KafkaAdminClient(
-                bootstrap_servers=bootstrap, client_id="newsflow-audit", **KAFKA_TIMEOUTS
+            self.admin = connections.kafka_admin(
+                settings, client_id="newsflow-audit", **KAFKA_TIMEOUTS
             )
         except BaseException:
             self.consumer.close()
@@ -361,7 +361,7 @@ def lost_pages(settings: Settings, missing: Sequence[Problem]) -> list[Resent]:
     header that ties its copy to it."""
     topic = Topics.from_settings(settings).pages
     found: list[Resent] = []
-    with reachable(settings), KafkaReader(settings.kafka_bootstrap) as kafka:
+    with reachable(settings), KafkaReader(settings) as kafka:
         for p in missing:
             tp = TopicPartition(topic, p.partition)
             for m in kafka.read({tp: (p.offset, p.offset + 1)}, topic):
@@ -376,8 +376,8 @@ def resend(settings: Settings, pages: Sequence[Resent]) -> int:
     one: its dedup state lives there); returns how many Kafka acknowledged."""
     topic = Topics.from_settings(settings).pages
     with reachable(settings):
-        producer = KafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
+        producer = connections.kafka_producer(
+            settings,
             acks="all",
             enable_idempotence=True,
             max_request_size=MAX_MESSAGE_BYTES,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from newsflow import errors, logs
+from newsflow import connections, errors, logs, redact
 from newsflow.errors import EXIT_CODES_HELP
 from newsflow.settings import Settings, StackSettings, describe, env_value, load
 from newsflow.topics import STAGES
@@ -118,11 +118,19 @@ def cli(
       newsflow settings      every NEWSFLOW_* variable and its current value
       newsflow search Q      search the articles ('"port strike" -football', --since 2d)
       newsflow watch add     a standing query: alerts as new articles match it
+
+    \b
+    Secured clusters: NEWSFLOW_KAFKA_SECURITY_PROTOCOL=SASL_SSL with
+    NEWSFLOW_KAFKA_SASL_USERNAME/_PASSWORD and NEWSFLOW_KAFKA_SSL_CAFILE; an https://
+    NEWSFLOW_ELASTICSEARCH_URL with NEWSFLOW_ELASTICSEARCH_API_KEY and _CA_FILE
+    (`newsflow settings` lists them all; secrets are never printed).
     """
     logs.configure(-1 if quiet else verbose)
     overrides: dict[str, Any] = {"kafka_bootstrap": kafka, "elasticsearch_url": elasticsearch}
     settings = load(Settings, **{k: v for k, v in overrides.items() if v})
-    ctx.obj = Context(settings, load(StackSettings), -1 if quiet else verbose)
+    stack_settings = load(StackSettings)
+    redact.register(settings, stack_settings)
+    ctx.obj = Context(settings, stack_settings, -1 if quiet else verbose)
 
 
 @cli.command("settings")
@@ -131,13 +139,23 @@ def show_settings(ctx: Context) -> None:
     """Print every environment variable newsflow reads, with its current value.
 
     Set values print as NAME=value (so the output can be sourced by a shell); unset ones
-    as a comment. Each is followed by what it does, and whether it is the default.
+    as a comment, and so do secrets (passwords, API keys, the webhook's URL past its
+    host), which are never printed. Each is followed by what it does, and whether it is
+    the default.
     """
+    from pydantic import SecretStr
+
+    from processors.webhook import shown
+
     for group in (ctx.settings, ctx.stack_settings):
         chosen = group.model_fields_set
         for (env, value, doc), name in zip(describe(group), type(group).model_fields, strict=True):
             if value is None:
                 click.echo(f"# {env} is not set")
+            elif isinstance(value, SecretStr) and name == "webhook_url":
+                click.echo(f"# {env} is set: {shown(value.get_secret_value())} (rest not shown)")
+            elif isinstance(value, SecretStr):
+                click.echo(f"# {env} is set (a secret: not shown)")
             else:
                 click.echo(f"{env}={env_value(value)}")
             origin = "set" if name in chosen else "default"
@@ -167,12 +185,31 @@ def _print_status(rows: list[Any]) -> None:
 
 
 @stack.command("up")
+@click.option(
+    "--secure",
+    is_flag=True,
+    envvar="NEWSFLOW_STACK_SECURE",
+    show_envvar=True,
+    help="Make the stack secured: Kafka over SASL_SSL with SCRAM users, Elasticsearch with "
+    "TLS and an API key. A stack directory stays in the mode it was made in.",
+)
 @pass_ctx
-def stack_up(ctx: Context) -> None:
-    """Start Kafka and Elasticsearch (reusing running ones) and wait until both are healthy."""
+def stack_up(ctx: Context, secure: bool) -> None:
+    """Start Kafka and Elasticsearch (reusing running ones) and wait until both are healthy.
+
+    The settings newsflow needs to use the stack are written to client.env in the stack
+    directory (the last line says how to load them); secured, they include its passwords.
+    """
+    import shlex
+
     from deploy.stack import Stack
 
-    _print_status(Stack(ctx.stack_settings).up())
+    settings = ctx.stack_settings
+    if secure:
+        settings = settings.model_copy(update={"secure": True})
+    stack = Stack(settings)
+    _print_status(stack.up())
+    click.echo(f"clients: set -a; . {shlex.quote(str(stack.client_env_file))}; set +a")
 
 
 @stack.command("down")
@@ -235,10 +272,9 @@ def topics_create(ctx: Context) -> None:
     from newsflow.services import KAFKA_TIMEOUTS, require_kafka
     from newsflow.topics import Topics, ensure_topics
 
-    bootstrap = ctx.settings.kafka_bootstrap
     specs = Topics.from_settings(ctx.settings).specs()
-    require_kafka(bootstrap)
-    created = ensure_topics(bootstrap, specs, ctx.settings.topic_replication, KAFKA_TIMEOUTS)
+    require_kafka(ctx.settings)
+    created = ensure_topics(ctx.settings, specs, KAFKA_TIMEOUTS)
     click.echo(f"created {len(created)} of {len(specs)} topics")
     click.echo("".join(f"  {name}\n" for name in created), nl=False)
 
@@ -265,9 +301,8 @@ def topics_list(ctx: Context, declared_only: bool) -> None:
         for spec in specs:
             click.echo(f"{spec.name:<{width}} {spec.partitions:>3}  {spec.description}")
         return
-    bootstrap = ctx.settings.kafka_bootstrap
-    require_kafka(bootstrap)
-    on_broker = broker_partitions(bootstrap, [s.name for s in specs], KAFKA_TIMEOUTS)
+    require_kafka(ctx.settings)
+    on_broker = broker_partitions(ctx.settings, [s.name for s in specs], KAFKA_TIMEOUTS)
     states = compare(specs, on_broker)
     click.secho(f"{'topic':<{width}} declared  on broker  carries", bold=True)
     for st in states:
@@ -575,7 +610,6 @@ def search_cmd(
     Exit codes: 0 answered (matches or none); 2 a bad query or option, Elasticsearch
     unreachable, or nothing indexed yet.
     """
-    from elasticsearch import Elasticsearch
 
     from newsflow import search
     from newsflow.errors import SetupError
@@ -599,10 +633,10 @@ def search_cmd(
     except QueryError as err:
         raise click.UsageError(f"{err}") from None
     url = ctx.settings.elasticsearch_url
-    require_elasticsearch(url)
+    require_elasticsearch(ctx.settings)
     index = alias(ctx.settings.topic_prefix)
     markers = search.PLAIN if as_json else search.markers_for(sys.stdout)
-    with Elasticsearch(url, request_timeout=30, max_retries=1) as es:
+    with connections.elasticsearch(ctx.settings, request_timeout=30, max_retries=1) as es:
         if not es.indices.exists_alias(name=index):
             raise SetupError(
                 f"nothing is indexed yet at {url} (no {index} alias)",
@@ -665,7 +699,7 @@ def watch_add(
     except QueryError as err:
         raise click.UsageError(str(err)) from None
     filters = build_filters(options)
-    require_kafka(ctx.settings.kafka_bootstrap)
+    require_kafka(ctx.settings)
     current = watches.read_all(ctx.settings)
     if name in current and not replace:
         raise click.UsageError(
@@ -685,15 +719,14 @@ def watch_add(
 def _already(settings: Settings, added: Any) -> str:
     """How many indexed articles the new watch matches: what `search` shows, since a watch
     alerts only on what comes after it."""
-    from elasticsearch import Elasticsearch
 
     from newsflow import search
     from newsflow.services import require_elasticsearch
     from processors.index import alias
 
     try:
-        require_elasticsearch(settings.elasticsearch_url)
-        with Elasticsearch(settings.elasticsearch_url, request_timeout=10, max_retries=0) as es:
+        require_elasticsearch(settings)
+        with connections.elasticsearch(settings, request_timeout=10, max_retries=0) as es:
             index = alias(settings.topic_prefix)
             if not es.indices.exists_alias(name=index):
                 return "nothing is indexed yet; alerts start with the first article"
@@ -715,7 +748,7 @@ def watch_list(ctx: Context, as_json: bool) -> None:
     from newsflow import watches
     from newsflow.services import require_kafka
 
-    require_kafka(ctx.settings.kafka_bootstrap)
+    require_kafka(ctx.settings)
     skipped: list[str] = []
     current = watches.read_all(ctx.settings, skipped)
     for problem in skipped:
@@ -745,7 +778,7 @@ def watch_remove(ctx: Context, name: str) -> None:
     from newsflow import watches
     from newsflow.services import require_kafka
 
-    require_kafka(ctx.settings.kafka_bootstrap)
+    require_kafka(ctx.settings)
     current = watches.read_all(ctx.settings)
     if name not in current:
         listed = ", ".join(sorted(current)) or "none"
@@ -772,7 +805,7 @@ def watch_tail(
     from newsflow import watches
     from newsflow.services import require_kafka
 
-    require_kafka(ctx.settings.kafka_bootstrap)
+    require_kafka(ctx.settings)
     if not as_json:
         click.echo(
             f"waiting for alerts{' of ' + only if only else ''} (Ctrl-C to stop)...", err=True
@@ -808,9 +841,9 @@ def _ingest_ready(settings: Settings) -> None:
     from newsflow.services import KAFKA_TIMEOUTS, require_kafka
     from newsflow.topics import Topics, ensure_topics
 
-    require_kafka(settings.kafka_bootstrap)
+    require_kafka(settings)
     specs = Topics.from_settings(settings).specs()
-    ensure_topics(settings.kafka_bootstrap, specs, settings.topic_replication, KAFKA_TIMEOUTS)
+    ensure_topics(settings, specs, KAFKA_TIMEOUTS)
 
 
 def _ingest_done(stats: Any, retry_hint: str = "") -> None:
@@ -942,7 +975,7 @@ def ingest_feeds_cmd(
         click.echo(line, err=True)
 
     if not once:  # a watcher started with the stack (compose, a unit) waits for Kafka
-        wait_for(lambda: require_kafka(ctx.settings.kafka_bootstrap), say)
+        wait_for(lambda: require_kafka(ctx.settings), say)
     _ingest_ready(ctx.settings)
     started = utcnow()
     health = HealthStore(ctx.settings.state_dir / "feeds.json")
@@ -1097,8 +1130,8 @@ def deadletter_list(ctx: Context, stage: str | None, limit: int, since: Any, as_
 
     topics = Topics.from_settings(ctx.settings)
     wanted = {name: topics.deadletter(name) for name in ([stage] if stage else STAGES)}
-    require_kafka(ctx.settings.kafka_bootstrap)
-    found = deadletter.list_stages(ctx.settings.kafka_bootstrap, wanted, limit, since)
+    require_kafka(ctx.settings)
+    found = deadletter.list_stages(ctx.settings, wanted, limit, since)
     for name, listing in found.items():
         if as_json:
             for d in listing.letters:
@@ -1132,8 +1165,8 @@ def deadletter_replay(ctx: Context, stage: str, dry_run: bool) -> None:
 
     topic = Topics.from_settings(ctx.settings).deadletter(stage)
     group = f"{ctx.settings.topic_prefix}-replay-{stage}"
-    require_kafka(ctx.settings.kafka_bootstrap)
-    done = replay(ctx.settings.kafka_bootstrap, topic, group, dry_run=dry_run)
+    require_kafka(ctx.settings)
+    done = replay(ctx.settings, topic, group, dry_run=dry_run)
     if not done.exists:
         click.echo(f"nothing to replay: {topic} not created yet")
         return

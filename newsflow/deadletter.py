@@ -29,9 +29,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from newsflow import connections, redact
 from newsflow.errors import SetupError
 from newsflow.records import DeadLetter, utcnow
 from newsflow.services import KAFKA_TIMEOUTS
+from newsflow.settings import Settings
 from newsflow.topics import MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
@@ -85,7 +87,8 @@ def failure_headers(
     ours: dict[str, str] = {
         "stage": stage,
         "error-class": type(error).__name__,
-        "error": str(error)[:MAX_ERROR_CHARS] or repr(error),
+        # A client's error may quote a secret setting (a webhook's token in its URL).
+        "error": redact.text(str(error))[:MAX_ERROR_CHARS] or repr(error),
         "permanent": "1" if permanent else "0",
         "source-topic": origin.topic,
         "source-partition": str(origin.partition),
@@ -213,13 +216,13 @@ class DeadLetterError(SetupError):
 
 
 def list_stages(
-    bootstrap: str, topics: Mapping[str, str], limit: int, since: datetime | None = None
+    settings: Settings, topics: Mapping[str, str], limit: int, since: datetime | None = None
 ) -> dict[str, StageLetters]:
     """For each stage's dead-letter topic (``topics``: stage -> topic), its totals and its
     last ``limit`` letters, newest first (of those written since ``since``). Reads assigned
     partitions up to the end offsets as of the call: no consumer group, no subscription,
     nothing committed, no topic created."""
-    with closing(_consumer(bootstrap)) as consumer:
+    with closing(_consumer(settings)) as consumer:
         partitions = _partitions(consumer, topics.values(), consumer.topics())
         tps = [tp for tps in partitions.values() for tp in tps]
         begin, end = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
@@ -244,7 +247,7 @@ def list_stages(
     return out
 
 
-def replay(bootstrap: str, topic: str, group: str, dry_run: bool = False) -> Replayed:
+def replay(settings: Settings, topic: str, group: str, dry_run: bool = False) -> Replayed:
     """Send the dead letters on ``topic`` not replayed yet back to their source topics, with
     their original headers. Progress is kept by the consumer group ``group``, committed
     after the producer has flushed and every send is acknowledged: a letter is replayed at
@@ -252,7 +255,7 @@ def replay(bootstrap: str, topic: str, group: str, dry_run: bool = False) -> Rep
     read from assigned partitions (the group's committed offsets, nothing joined)."""
     from kafka.structs import OffsetAndMetadata
 
-    with closing(_consumer(bootstrap, group)) as consumer:
+    with closing(_consumer(settings, group)) as consumer:
         existing = consumer.topics()
         partitions = _partitions(consumer, [topic], existing).get(topic)
         if partitions is None:
@@ -261,7 +264,7 @@ def replay(bootstrap: str, topic: str, group: str, dry_run: bool = False) -> Rep
         # An offset below the beginning was committed before retention removed its letters.
         done = {tp: max(begin[tp], consumer.committed(tp) or 0) for tp in partitions}
         ranges = {tp: (done[tp], end[tp]) for tp in partitions if done[tp] < end[tp]}
-        sent, unsendable = _send_back(bootstrap, _read(consumer, ranges), existing, dry_run)
+        sent, unsendable = _send_back(settings, _read(consumer, ranges), existing, dry_run)
         if ranges and not dry_run:
             consumer.commit({tp: OffsetAndMetadata(to, "", -1) for tp, (_, to) in ranges.items()})
     return Replayed(topic, sent=dict(sent), unsendable=unsendable)
@@ -273,7 +276,7 @@ def read_message(message: Any) -> DeadLetter:
 
 
 def _send_back(
-    bootstrap: str, messages: Iterable[Any], existing: Container[str], dry_run: bool
+    settings: Settings, messages: Iterable[Any], existing: Container[str], dry_run: bool
 ) -> tuple[Counter[str], int]:
     """Send each dead letter to its source topic with its original headers, then wait for
     every acknowledgement: a failed send raises here, before anything is committed.
@@ -299,7 +302,7 @@ def _send_back(
             sent[letter.topic] += 1
             if dry_run:
                 continue
-            producer = producer or _producer(bootstrap)  # only when there is something to send
+            producer = producer or _producer(settings)  # only when there is something to send
             headers = original_headers(m.headers or [])
             futures.append(producer.send(letter.topic, key=m.key, value=m.value, headers=headers))
         if producer is not None:
@@ -312,11 +315,9 @@ def _send_back(
     return sent, unsendable
 
 
-def _producer(bootstrap: str) -> Any:
-    from kafka import KafkaProducer
-
-    return KafkaProducer(
-        bootstrap_servers=bootstrap,
+def _producer(settings: Settings) -> Any:
+    return connections.kafka_producer(
+        settings,
         acks="all",
         enable_idempotence=True,
         max_request_size=MAX_MESSAGE_BYTES,
@@ -325,11 +326,9 @@ def _producer(bootstrap: str) -> Any:
     )
 
 
-def _consumer(bootstrap: str, group: str | None = None) -> Any:
-    from kafka import KafkaConsumer
-
-    return KafkaConsumer(
-        bootstrap_servers=bootstrap,
+def _consumer(settings: Settings, group: str | None = None) -> Any:
+    return connections.kafka_consumer(
+        settings,
         group_id=group,
         enable_auto_commit=False,
         allow_auto_create_topics=False,  # listing a stage must not create its topic

@@ -26,7 +26,7 @@ from newsflow import search, watches
 from newsflow.demo.sites import EXPECTED, DemoServer, article_urls, brief_urls, listings, url
 from newsflow.errors import SetupError
 from newsflow.records import Watch, article_id, utcnow
-from newsflow.settings import Settings, StackSettings
+from newsflow.settings import Settings, StackSettings, as_env
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +40,17 @@ NON_ARTICLES = ("home", "section")
 
 
 def run(settings: Settings, stack_settings: StackSettings, timeout: float = 600) -> None:
-    # The demo runs on the local stack, wherever NEWSFLOW_STACK_* puts it.
-    settings = settings.model_copy(
-        update={
-            "kafka_bootstrap": stack_settings.kafka_bootstrap,
-            "elasticsearch_url": stack_settings.elasticsearch_url,
-        }
-    )
+    # The demo runs on the local stack, wherever NEWSFLOW_STACK_* puts it, and secured
+    # with NEWSFLOW_STACK_SECURE=1: the stack's client settings (addresses, and users,
+    # keys and CA for a secured one) replace the connection settings given.
     _step(1, "starting Kafka and Elasticsearch (the first run downloads them)")
-    for row in Stack(stack_settings).up():
+    stack = Stack(stack_settings)
+    for row in stack.up():
         click.echo(f"    {row.name} {row.version} at {row.address}: {row.state}")
+    client = stack.client_settings()
+    settings = settings.model_copy(
+        update={name: getattr(client, name) for name in client.model_fields_set}
+    )
     from newsflow.cli import fetch_taggers
     from processors.app import prepare
 
@@ -108,13 +109,7 @@ def _demo_urls(server: DemoServer) -> tuple[list[str], list[str]]:
 
 
 def _start_worker(settings: Settings, log_file: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(
-        NEWSFLOW_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-        NEWSFLOW_ELASTICSEARCH_URL=settings.elasticsearch_url,
-        NEWSFLOW_TOPIC_PREFIX=settings.topic_prefix,
-        NEWSFLOW_STATE_DIR=str(settings.state_dir),
-    )
+    env = {**os.environ, **as_env(settings)}
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("wb") as out:  # this run's log only: the one its messages point at
         return subprocess.Popen(
@@ -172,12 +167,11 @@ def _wait_indexed(
     log_file: Path,
     timeout: float,
 ) -> None:
-    from elasticsearch import Elasticsearch
-
+    from newsflow import connections
     from processors.index import alias
 
     deadline = time.monotonic() + timeout
-    with Elasticsearch(settings.elasticsearch_url) as es:
+    with connections.elasticsearch(settings) as es:
         found, shown = 0, -1
         while found < len(ids):
             if worker.poll() is not None:
@@ -254,12 +248,11 @@ def _show_alerts(settings: Settings, watch: Watch) -> None:
 
 
 def _report(settings: Settings) -> None:
-    from elasticsearch import Elasticsearch
-
+    from newsflow import connections
     from processors.index import alias
 
     index = alias(settings.topic_prefix)
-    with Elasticsearch(settings.elasticsearch_url) as es:
+    with connections.elasticsearch(settings) as es:
         markers = search.markers_for(sys.stdout)
         for q in QUERIES:
             click.echo(search.render(search.run(es, index, search.Request(q), markers)))

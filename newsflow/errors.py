@@ -61,6 +61,15 @@ class Unreachable(SetupError):
         self.service, self.address = service, address
 
 
+class Refused(SetupError):
+    """A service answered and refused newsflow: credentials, a certificate, a protocol.
+    Unlike ``Unreachable``, waiting does not help, so a worker stops on it."""
+
+    def __init__(self, service: str, address: str, why: str, hint: str) -> None:
+        super().__init__(f"{service} at {address} {why}", hint)
+        self.service, self.address = service, address
+
+
 def describe_cause(err: BaseException) -> str:
     """A short reason for a connection failure: the innermost OS error's words where there
     is one ("connection refused"), else the exception's class."""

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 
+from newsflow import redact
+
 
 def configure(verbosity: int) -> None:
     """INFO for newsflow by default; -v adds DEBUG; -q leaves only warnings."""
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(redact.LogFilter())  # what a client library's message may quote
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
     )

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from newsflow.errors import SetupError, Unreachable
+from newsflow import connections
+from newsflow.errors import Refused, SetupError, Unreachable, describe_cause
 from newsflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ TIMEOUT = 5.0
 # For kafka-python clients made by short-lived commands: an unreachable broker is said in
 # seconds, not after the 30 s default.
 KAFKA_TIMEOUTS: dict[str, Any] = {"bootstrap_timeout_ms": 5000, "request_timeout_ms": 10000}
+CHECK_CORRELATION = 0x6E66  # "nf": the correlation id of the check's own request
 
 
 def addresses(bootstrap: str) -> list[tuple[str, int]]:
@@ -43,53 +46,247 @@ def addresses(bootstrap: str) -> list[tuple[str, int]]:
     return out
 
 
-def require_kafka(bootstrap: str, timeout: float = TIMEOUT) -> None:
-    """Return if one of the bootstrap servers accepts a connection and answers a metadata
-    request; raise ``Unreachable`` otherwise, within about ``timeout`` seconds."""
-    from kafka import KafkaAdminClient
+def require_kafka(settings: Settings, timeout: float = TIMEOUT) -> None:
+    """Return if one of the bootstrap servers accepts a connection, completes the TLS
+    handshake the settings ask for, and answers a metadata request as the user the
+    settings name; raise ``Unreachable`` (no answer) or ``Refused`` (an answer that says
+    no: a certificate, a password, a protocol) otherwise, within about ``timeout``
+    seconds."""
     from kafka.errors import KafkaError
 
+    bootstrap = settings.kafka_bootstrap
     last: BaseException | None = None
     for host, port in addresses(bootstrap):
         try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            break
+            sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as err:
             last = err
+            continue
+        with sock:
+            confirmed = _check_kafka_transport(settings, sock, host, timeout)
+        if not confirmed and connections.kafka_tls(settings) is None:
+            _refuse_if_tls(settings, host, port, timeout)
+        break
     else:
         raise Unreachable("Kafka", bootstrap, last or "no server given")
     ms = int(timeout * 1000)
+    with _bootstrap_failures() as failures:
+        try:
+            admin = connections.kafka_admin(
+                settings,
+                client_id="newsflow-check",
+                bootstrap_timeout_ms=ms,
+                request_timeout_ms=ms,
+            )
+            admin.close()
+        except KafkaError as err:
+            raise _kafka_refusal(settings, [err, *failures], confirmed) from err
+
+
+# kafka-python 3.0 (written against 3.0.12) gives up on a broker that refuses the SASL
+# user with the same KafkaTimeoutError ("Unable to bootstrap") as on one that never
+# answers; the SaslAuthenticationFailedError that says why is only in the warning its
+# connection manager logs for each failed bootstrap connection, with the error as the
+# record's last argument. The check reads it there. tests/test_secure_e2e.py checks, on a
+# real broker, that a wrong password is still said as such.
+BOOTSTRAP_LOGGER = "kafka.net.manager"
+
+
+@contextmanager
+def _bootstrap_failures() -> Iterator[list[BaseException]]:
+    """The exceptions kafka-python logs as reasons of failed bootstrap connections while
+    the block runs (whatever the command line's log levels: they are read, not shown)."""
+    found: list[BaseException] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            args = record.args if isinstance(record.args, tuple) else ()
+            found.extend(a for a in args if isinstance(a, BaseException))
+
+    logger = logging.getLogger(BOOTSTRAP_LOGGER)
+    handler, level, propagate = Collect(), logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = logging.getLogger("kafka").isEnabledFor(logging.WARNING)
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
-            client_id="newsflow-check",
-            bootstrap_timeout_ms=ms,
-            request_timeout_ms=ms,
+        yield found
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def _refuse_if_tls(settings: Settings, host: str, port: int, timeout: float) -> None:
+    """A request in the clear that got no answer: if the port completes a TLS handshake
+    (any certificate: this only asks what it speaks), say that it wants TLS."""
+    probe = ssl.create_default_context()
+    probe.check_hostname, probe.verify_mode = False, ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as sock,
+            probe.wrap_socket(sock, server_hostname=host),
+        ):
+            pass
+    except (ssl.SSLError, OSError):
+        return  # not TLS either: kafka-python's own error says the rest
+    raise _wants_tls(settings)
+
+
+def _wants_tls(settings: Settings) -> Refused:
+    return Refused(
+        "Kafka",
+        settings.kafka_bootstrap,
+        f"speaks TLS, and {settings.kafka_security_protocol} does not: the port wants TLS",
+        "set NEWSFLOW_KAFKA_SECURITY_PROTOCOL to SSL or SASL_SSL (with "
+        "NEWSFLOW_KAFKA_SSL_CAFILE if its certificate is not from a public CA)",
+    )
+
+
+def _check_kafka_transport(
+    settings: Settings, sock: socket.socket, host: str, timeout: float
+) -> bool:
+    """TLS where the settings ask for it, then one ApiVersions request, checked by hand:
+    through kafka-python a refused certificate, a listener of the other kind or a server
+    that is not Kafka all end as the same bootstrap timeout, which names none of them.
+    True if Kafka's answer came, False if none came in time (a slow broker, or a server
+    that waits for more)."""
+    address = settings.kafka_bootstrap
+    context = connections.kafka_tls(settings)
+    sock.settimeout(timeout)
+    if context is None:
+        return _kafka_answers(settings, sock)
+    try:
+        wrapped = context.wrap_socket(sock, server_hostname=host)
+    except ssl.SSLCertVerificationError as err:
+        wrong_name = "hostname" in str(err.verify_message) or "IP address" in str(
+            err.verify_message
         )
-        admin.close()
-    except KafkaError as err:
-        raise Unreachable("Kafka", bootstrap, f"no Kafka answer: {type(err).__name__}") from err
+        raise Refused(
+            "Kafka",
+            address,
+            f"sent a certificate that is not trusted ({err.verify_message})",
+            "set NEWSFLOW_KAFKA_SSL_CAFILE to the PEM file of the CA that signed it"
+            + (", or NEWSFLOW_KAFKA_SSL_CHECK_HOSTNAME=false" if wrong_name else ""),
+        ) from err
+    except (ssl.SSLError, TimeoutError, OSError) as err:
+        why = err.reason if isinstance(err, ssl.SSLError) and err.reason else describe_cause(err)
+        raise Refused(
+            "Kafka",
+            address,
+            f"did not complete a TLS handshake ({why}): the port may not use TLS",
+            "set NEWSFLOW_KAFKA_SECURITY_PROTOCOL to PLAINTEXT or SASL_PLAINTEXT, or point "
+            "NEWSFLOW_KAFKA_BOOTSTRAP at the broker's TLS listener",
+        ) from err
+    with wrapped:
+        return _kafka_answers(settings, wrapped)
 
 
-def require_elasticsearch(url: str, timeout: float = TIMEOUT) -> None:
-    """Return if ``url`` answers as an Elasticsearch node; raise ``Unreachable`` (no answer)
-    or ``SetupError`` (an answer that is not Elasticsearch's) otherwise."""
-    from elastic_transport import TransportError
-    from elasticsearch import ApiError, Elasticsearch
+def _kafka_answers(settings: Settings, sock: socket.socket) -> bool:
+    """Send an ApiVersions request and read the answer's head: Kafka's carries the
+    request's correlation id."""
+    import struct
 
+    address = settings.kafka_bootstrap
     try:
-        with Elasticsearch(url, request_timeout=timeout, max_retries=0) as es:
+        sock.sendall(_api_versions_request())
+        head = b""
+        while len(head) < 8:
+            chunk = sock.recv(8 - len(head))
+            if not chunk:
+                break
+            head += chunk
+    except TimeoutError:
+        return False  # slow, not refused: kafka-python's own timeout says the rest
+    except OSError:
+        head = b""
+    if len(head) >= 8 and struct.unpack(">i", head[4:8])[0] == CHECK_CORRELATION:
+        return True
+    plain = connections.kafka_tls(settings) is None
+    # A TLS listener sent a request in the clear closes the connection or answers with a
+    # TLS alert record (content type 21, version 3.x): the caller asks it for TLS.
+    if plain and (not head or head[:2] in (b"\x15\x03", b"\x16\x03")):
+        return False
+    raise Unreachable("Kafka", address, "it answers, but not as Kafka")
+
+
+def _api_versions_request() -> bytes:
+    """An ApiVersions request (v0): every Kafka listener answers it, a SASL listener too
+    before the handshake; what a TLS listener does with these bytes in the clear is close
+    the connection."""
+    import struct
+
+    client = b"newsflow-check"
+    body = struct.pack(">hhih", 18, 0, CHECK_CORRELATION, len(client)) + client
+    return struct.pack(">i", len(body)) + body
+
+
+def _kafka_refusal(settings: Settings, errors: list[BaseException], confirmed: bool) -> SetupError:
+    """The kafka-python errors of a broker that answered TCP (and TLS) but not the admin
+    client (the one raised, then those logged on the way), as the cause a user can act
+    on."""
+    from kafka.errors import SaslAuthenticationFailedError, UnsupportedSaslMechanismError
+
+    address = settings.kafka_bootstrap
+    err = errors[0]
+    chain = [e for error in errors for e in _chain(error)]
+    if any(isinstance(e, SaslAuthenticationFailedError) for e in chain):
+        return Refused(
+            "Kafka",
+            address,
+            f"refused the user {settings.kafka_sasl_username!r} "
+            f"({settings.kafka_sasl_mechanism}): wrong user name or password",
+            "check NEWSFLOW_KAFKA_SASL_USERNAME and NEWSFLOW_KAFKA_SASL_PASSWORD, and that "
+            "the user exists for that mechanism (NEWSFLOW_KAFKA_SASL_MECHANISM)",
+        )
+    if any(isinstance(e, UnsupportedSaslMechanismError) for e in chain):
+        return Refused(
+            "Kafka",
+            address,
+            f"does not offer SASL mechanism {settings.kafka_sasl_mechanism}",
+            "set NEWSFLOW_KAFKA_SASL_MECHANISM to one the broker enables",
+        )
+    if confirmed and not settings.kafka_security_protocol.startswith("SASL_"):
+        # Kafka answered ApiVersions and then not the admin client: a SASL listener.
+        return Refused(
+            "Kafka",
+            address,
+            f"did not answer a {settings.kafka_security_protocol} client "
+            f"({type(err).__name__}): the listener may want SASL",
+            "set NEWSFLOW_KAFKA_SECURITY_PROTOCOL to SASL_SSL or SASL_PLAINTEXT with "
+            "NEWSFLOW_KAFKA_SASL_USERNAME and _PASSWORD",
+        )
+    return Unreachable("Kafka", address, f"no Kafka answer: {type(err).__name__}")
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    seen, out = set(), []
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
+def require_elasticsearch(settings: Settings, timeout: float = TIMEOUT) -> None:
+    """Return if the settings' URL answers as an Elasticsearch node that accepts the
+    settings' credentials; raise ``Unreachable`` (no answer), ``Refused`` (credentials,
+    certificate, http against https) or ``SetupError`` (an answer that is not
+    Elasticsearch's) otherwise."""
+    from elastic_transport import TransportError
+    from elasticsearch import ApiError
+
+    url = settings.elasticsearch_url
+    try:
+        with connections.elasticsearch(settings, request_timeout=timeout, max_retries=0) as es:
             # Not `GET /` (es.info): the minimal distribution the local stack runs lacks the
             # module that serves it. The cluster's health is there on every node, and the
             # client checks the answer's product header, so a proxy's page is told apart.
             es.cluster.health()
     except TransportError as err:
-        raise Unreachable("Elasticsearch", url, err) from err
+        raise _elasticsearch_transport(settings, err) from err
     except ApiError as err:
-        raise SetupError(
-            f"{url} does not answer as Elasticsearch (HTTP {err.meta.status})",
-            "check NEWSFLOW_ELASTICSEARCH_URL (--elasticsearch)",
-        ) from err
+        raise _elasticsearch_refusal(settings, err.meta.status) from err
     except ValueError as err:  # the client refuses a URL it cannot parse
         raise SetupError(
             f"bad Elasticsearch URL {url!r}: {err}",
@@ -97,11 +294,100 @@ def require_elasticsearch(url: str, timeout: float = TIMEOUT) -> None:
         ) from err
 
 
+def _elasticsearch_refusal(settings: Settings, status: int) -> SetupError:
+    url = settings.elasticsearch_url
+    given = (
+        "the API key (NEWSFLOW_ELASTICSEARCH_API_KEY)"
+        if settings.elasticsearch_api_key
+        else "the user and password (NEWSFLOW_ELASTICSEARCH_USERNAME, _PASSWORD)"
+        if settings.elasticsearch_username
+        else None
+    )
+    if status == 401 and given is None:
+        return Refused(
+            "Elasticsearch",
+            url,
+            "asks for credentials (HTTP 401)",
+            "set NEWSFLOW_ELASTICSEARCH_API_KEY, or NEWSFLOW_ELASTICSEARCH_USERNAME and "
+            "NEWSFLOW_ELASTICSEARCH_PASSWORD",
+        )
+    if status == 401:
+        return Refused(
+            "Elasticsearch",
+            url,
+            f"refused {given} (HTTP 401): wrong, expired or revoked",
+            "check it, or make a new API key (POST /_security/api_key)",
+        )
+    if status == 403:
+        return Refused(
+            "Elasticsearch",
+            url,
+            f"accepted {given} but not its rights (HTTP 403)",
+            "grant it the cluster privileges monitor and manage_index_templates, and all "
+            "on the newsflow indices (NEWSFLOW_TOPIC_PREFIX-*)",
+        )
+    return SetupError(
+        f"{url} does not answer as Elasticsearch (HTTP {status})",
+        "check NEWSFLOW_ELASTICSEARCH_URL (--elasticsearch)",
+    )
+
+
+def _elasticsearch_transport(settings: Settings, err: BaseException) -> SetupError:
+    url = settings.elasticsearch_url
+    chain = _chain(err)
+    verify = next((e for e in chain if isinstance(e, ssl.SSLCertVerificationError)), None)
+    if verify is not None:
+        return Refused(
+            "Elasticsearch",
+            url,
+            f"sent a certificate that is not trusted ({verify.verify_message})",
+            "set NEWSFLOW_ELASTICSEARCH_CA_FILE to the PEM file of its CA (Elasticsearch's "
+            "config/certs/http_ca.crt), or NEWSFLOW_ELASTICSEARCH_FINGERPRINT",
+        )
+    text = " ".join(str(e) for e in chain)
+    if "fingerprint" in text.lower():
+        return Refused(
+            "Elasticsearch",
+            url,
+            "sent a certificate whose fingerprint is not NEWSFLOW_ELASTICSEARCH_FINGERPRINT",
+            "check the fingerprint (the SHA-256 of the node's HTTP certificate)",
+        )
+    if url.startswith("https:") and any(
+        isinstance(e, ssl.SSLError) and "WRONG_VERSION_NUMBER" in str(e) for e in chain
+    ):
+        return Refused(
+            "Elasticsearch",
+            url,
+            "does not speak TLS",
+            "write http:// in NEWSFLOW_ELASTICSEARCH_URL",
+        )
+    if url.startswith("http:") and _disconnected(chain):
+        return Refused(
+            "Elasticsearch",
+            url,
+            "closed the connection without answering: it may serve https only",
+            "write https:// in NEWSFLOW_ELASTICSEARCH_URL (with NEWSFLOW_ELASTICSEARCH_CA_FILE "
+            "and credentials for a secured cluster)",
+        )
+    return Unreachable("Elasticsearch", url, err)
+
+
+def _disconnected(chain: list[BaseException]) -> bool:
+    import http.client
+
+    return any(
+        isinstance(e, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError)
+        or "RemoteDisconnected" in str(e)
+        or "Connection reset" in str(e)
+        for e in chain
+    )
+
+
 def require(settings: Settings, *, kafka: bool = False, elasticsearch: bool = False) -> None:
     if kafka:
-        require_kafka(settings.kafka_bootstrap)
+        require_kafka(settings)
     if elasticsearch:
-        require_elasticsearch(settings.elasticsearch_url)
+        require_elasticsearch(settings)
 
 
 def wait_for(check: Callable[[], None], say: Callable[[str], None], interval: float = 5.0) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from newsflow.errors import SetupError
@@ -28,8 +28,60 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port...]"
     )
+    # How newsflow authenticates to Kafka and Elasticsearch. newsflow.connections is the
+    # one place that turns these into client options; secrets are SecretStr, so that a
+    # repr, a log line or `newsflow settings` never shows them.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How clients talk to Kafka: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or "
+        "SASL_SSL (user and password over TLS: what managed Kafka services ask for)",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (with SASL_PLAINTEXT or SASL_SSL)"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password")
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        description="PEM file of the certificate authorities Kafka's certificates are checked "
+        "against (unset: the system's)",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate, for brokers that ask for one (mutual TLS)"
+    )
+    kafka_ssl_keyfile: Path | None = Field(None, description="PEM private key of that certificate")
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="Password of that private key, if it is encrypted"
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        True, description="Check that the broker's certificate names the host connected to"
+    )
     elasticsearch_url: str = Field(
-        "http://127.0.0.1:9200", description="Elasticsearch URL (security off on loopback)"
+        "http://127.0.0.1:9200",
+        description="Elasticsearch URL, https:// for a cluster with TLS (every Elasticsearch "
+        "8 and 9 cluster with its default security)",
+    )
+    elasticsearch_api_key: SecretStr | None = Field(
+        None,
+        description="Elasticsearch API key, the encoded form Elasticsearch prints (base64 of "
+        "id:key); or set a user and password",
+    )
+    elasticsearch_username: str | None = Field(None, description="Elasticsearch user")
+    elasticsearch_password: SecretStr | None = Field(None, description="Its password")
+    elasticsearch_ca_file: Path | None = Field(
+        None,
+        description="PEM file of the certificate authority of Elasticsearch's HTTP "
+        "certificate (unset: the system's)",
+    )
+    elasticsearch_fingerprint: str | None = Field(
+        None,
+        description="SHA-256 fingerprint of Elasticsearch's HTTP certificate (hex, colons "
+        "allowed), instead of a CA file",
+    )
+    elasticsearch_verify_certs: bool = Field(
+        True,
+        description="Check Elasticsearch's certificate; false only for a throwaway node "
+        "(anyone on the path could then read the API key)",
     )
     topic_prefix: str = Field(
         "newsflow", description="Prefix of every topic name, so several pipelines share a broker"
@@ -65,15 +117,18 @@ class Settings(BaseSettings):
         "names to be indexed (they may still be in the stages behind it; 5 s at a time, so "
         "that no rebalance waits on it) before it takes the missing ones as filtered",
     )
-    webhook_url: str | None = Field(
+    # A secret: chat and incident services put the token that lets anyone post in the URL.
+    webhook_url: SecretStr | None = Field(
         None,
         description="URL the workers POST each standing query's alert to, as JSON (unset: "
-        "alerts only go to the alerts topic, for `newsflow watch tail`)",
+        "alerts only go to the alerts topic, for `newsflow watch tail`); shown as its "
+        "scheme and host only",
     )
 
     @field_validator("webhook_url")
     @classmethod
-    def _webhook_is_http(cls, url: str | None) -> str | None:
+    def _webhook_is_http(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value() if value is not None else ""
         if not url:
             return None
         parsed = urlsplit(url)
@@ -83,7 +138,7 @@ class Settings(BaseSettings):
             raise ValueError("its port is not a number from 1 to 65535") from None
         if parsed.scheme not in ("http", "https") or not parsed.hostname or port == 0:
             raise ValueError("give an http:// or https:// URL with a host")
-        return url
+        return value
 
     webhook_attempts: int = Field(
         6,
@@ -153,6 +208,58 @@ class Settings(BaseSettings):
         description="Local state of workers: Faust's RocksDB tables (rebuilt from Kafka if lost)",
     )
 
+    @model_validator(mode="after")
+    def _security_is_whole(self) -> Settings:
+        """Half a configuration fails at the first connection with an error that names
+        neither variable; refused here instead, naming both."""
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"NEWSFLOW_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "NEWSFLOW_KAFKA_SASL_USERNAME and NEWSFLOW_KAFKA_SASL_PASSWORD"
+            )
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise ValueError(
+                "a client certificate needs its key: set both NEWSFLOW_KAFKA_SSL_CERTFILE "
+                "and NEWSFLOW_KAFKA_SSL_KEYFILE, or neither"
+            )
+        if self.elasticsearch_api_key and (
+            self.elasticsearch_username or self.elasticsearch_password
+        ):
+            raise ValueError(
+                "set NEWSFLOW_ELASTICSEARCH_API_KEY or NEWSFLOW_ELASTICSEARCH_USERNAME and "
+                "_PASSWORD, not both"
+            )
+        if bool(self.elasticsearch_username) != bool(self.elasticsearch_password):
+            raise ValueError(
+                "NEWSFLOW_ELASTICSEARCH_USERNAME and NEWSFLOW_ELASTICSEARCH_PASSWORD go together"
+            )
+        if self.elasticsearch_ca_file and self.elasticsearch_fingerprint:
+            raise ValueError(
+                "set NEWSFLOW_ELASTICSEARCH_CA_FILE or NEWSFLOW_ELASTICSEARCH_FINGERPRINT, not both"
+            )
+        for name in (
+            "kafka_ssl_cafile",
+            "kafka_ssl_certfile",
+            "kafka_ssl_keyfile",
+            "elasticsearch_ca_file",
+        ):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"NEWSFLOW_{name.upper()}={path}: no such file")
+        return self
+
+    @field_validator("elasticsearch_fingerprint")
+    @classmethod
+    def _fingerprint_is_sha256(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        digits = value.replace(":", "").lower()
+        if len(digits) != 64 or set(digits) - set("0123456789abcdef"):
+            raise ValueError("give the SHA-256 fingerprint: 64 hex digits, colons allowed")
+        return digits
+
 
 class StackSettings(BaseSettings):
     """The local Kafka + Elasticsearch stack that `newsflow stack` runs without Docker."""
@@ -178,6 +285,12 @@ class StackSettings(BaseSettings):
         None, description="JDK >= 17 for Kafka 4 (default: the java on PATH, else /usr/lib/jvm)"
     )
     start_timeout: float = Field(180.0, description="Seconds to wait for each service's health")
+    secure: bool = Field(
+        False,
+        description="Run the stack secured: Kafka with SASL_SSL (SCRAM users), Elasticsearch "
+        "with its own security, TLS and an API key for newsflow; the client settings are "
+        "written to client.env in the stack directory",
+    )
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -185,7 +298,9 @@ class StackSettings(BaseSettings):
 
     @property
     def elasticsearch_url(self) -> str:
-        return f"http://127.0.0.1:{self.es_port}"
+        # A secured stack's node speaks TLS on its HTTP port, and only TLS.
+        scheme = "https" if self.secure else "http"
+        return f"{scheme}://127.0.0.1:{self.es_port}"
 
     @property
     def demo_state_dir(self) -> Path:
@@ -200,15 +315,32 @@ def load(cls: type[S], **overrides: Any) -> S:
     try:
         return cls(**overrides)
     except ValidationError as err:
-        prefix = str(cls.model_config.get("env_prefix", ""))
-        problems = "; ".join(
-            f"{prefix}{'.'.join(str(p) for p in e['loc'])}".upper()
-            + f"={e.get('input')!r}: {e['msg']}"
-            for e in err.errors()
-        )
+        problems = "; ".join(_problem(cls, e) for e in err.errors())
         raise SetupError(
             f"bad setting: {problems}", "correct or unset it (`newsflow settings` lists them)"
         ) from None
+
+
+def _problem(cls: type[BaseSettings], error: Any) -> str:
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    loc = ".".join(str(p) for p in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not loc:  # a check of several settings together: its message names them
+        return message
+    field = cls.model_fields.get(loc)
+    shown = "(hidden)" if field is not None and _is_secret(field.annotation) else error.get("input")
+    return f"{prefix}{loc}".upper() + f"={shown!r}: {message}"
+
+
+def _is_secret(annotation: Any) -> bool:
+    from typing import get_args
+
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+def secret_fields(cls: type[BaseSettings]) -> set[str]:
+    """The fields of ``cls`` that hold secrets (never printed)."""
+    return {name for name, f in cls.model_fields.items() if _is_secret(f.annotation)}
 
 
 def describe(settings: BaseSettings) -> list[tuple[str, Any, str]]:
@@ -227,7 +359,10 @@ def as_env(settings: BaseSettings) -> dict[str, str]:
 
 
 def env_value(value: Any) -> str:
-    """A setting's value as its environment variable gives it (lists comma-separated)."""
+    """A setting's value as its environment variable gives it (lists comma-separated; a
+    secret as it is, for a child process's environment: never print this)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
     if isinstance(value, tuple):
         return ",".join(map(str, value))
     return str(value)

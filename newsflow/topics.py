@@ -23,6 +23,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
+from newsflow import connections
 from newsflow.errors import SetupError
 from newsflow.settings import Settings
 
@@ -200,21 +201,21 @@ class Topics:
 
 
 def ensure_topics(
-    bootstrap: str,
+    settings: Settings,
     specs: Iterable[TopicSpec],
-    replication: int = 1,
     client: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created. Existing topics
-    are left alone (their partition count is checked, since a mismatch breaks tables).
-    ``client``: settings for the admin client; a short command passes
-    ``services.KAFKA_TIMEOUTS`` so an unreachable broker is said in seconds (a worker
-    keeps kafka-python's patient defaults)."""
+    """Create the topics that do not exist yet (with the settings' replication factor);
+    returns the names created. Existing topics are left alone (their partition count is
+    checked, since a mismatch breaks tables). ``client``: more options of the admin
+    client; a short command passes ``services.KAFKA_TIMEOUTS`` so an unreachable broker is
+    said in seconds (a worker keeps kafka-python's patient defaults)."""
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     specs = list(specs)
-    with closing(_admin(bootstrap, client)) as admin:
+    replication = settings.topic_replication
+    with closing(_admin(settings, client)) as admin:
         existing = set(admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
         if missing:
@@ -260,10 +261,10 @@ def compare(specs: Iterable[TopicSpec], on_broker: Mapping[str, int]) -> list[To
 
 
 def broker_partitions(
-    bootstrap: str, names: Iterable[str], client: Mapping[str, Any] | None = None
+    settings: Settings, names: Iterable[str], client: Mapping[str, Any] | None = None
 ) -> dict[str, int]:
     """The partition count of each of ``names`` that exists on the broker."""
-    with closing(_admin(bootstrap, client)) as admin:
+    with closing(_admin(settings, client)) as admin:
         existing = set(admin.list_topics())
         wanted = [n for n in names if n in existing]
         described = admin.describe_topics(wanted) if wanted else []
@@ -271,17 +272,15 @@ def broker_partitions(
 
 
 def group_lag(
-    bootstrap: str, group: str, topic: str, client: Mapping[str, Any] | None = None
+    settings: Settings, group: str, topic: str, client: Mapping[str, Any] | None = None
 ) -> int:
     """Messages of ``topic`` that ``group`` has not committed yet, over all partitions
     (0 for a topic that does not exist or is empty)."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    with closing(_admin(bootstrap, client)) as admin:
+    with closing(_admin(settings, client)) as admin:
         committed = admin.list_group_offsets({group: None}).get(group, {})
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, client_id="newsflow-lag", **(client or {})
-    )
+    consumer = connections.kafka_consumer(settings, client_id="newsflow-lag", **(client or {}))
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
@@ -297,15 +296,11 @@ def group_lag(
 def recleans_left(settings: Settings) -> int:
     """Re-cleanings the workers have not done yet (processors.reclean)."""
     topics = Topics.from_settings(settings)
-    return group_lag(settings.kafka_bootstrap, topics.group, topics.recleans)
+    return group_lag(settings, topics.group, topics.recleans)
 
 
-def _admin(bootstrap: str, client: Mapping[str, Any] | None) -> Any:
-    from kafka import KafkaAdminClient
-
-    return KafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="newsflow-admin", **(client or {})
-    )
+def _admin(settings: Settings, client: Mapping[str, Any] | None) -> Any:
+    return connections.kafka_admin(settings, client_id="newsflow-admin", **(client or {}))
 
 
 def _check_partitions(admin: Any, specs: list[TopicSpec]) -> None:

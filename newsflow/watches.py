@@ -22,7 +22,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from newsflow import query
+from newsflow import connections, query
 from newsflow.records import Alert, DecodeError, Watch, alert_id, decode, utcnow
 from newsflow.search import snippets
 from newsflow.settings import Settings
@@ -133,9 +133,8 @@ def withdrawals(
 def _ensure(settings: Settings) -> Topics:
     topics = Topics.from_settings(settings)
     ensure_topics(
-        settings.kafka_bootstrap,
+        settings,
         [s for s in topics.specs() if s.name in (topics.watches, topics.alerts)],
-        settings.topic_replication,
         client={"request_timeout_ms": 10_000},
     )
     return topics
@@ -143,12 +142,8 @@ def _ensure(settings: Settings) -> Topics:
 
 def put(settings: Settings, watch: Watch | None, name: str) -> None:
     """Write ``watch`` under ``name`` (None removes it), acknowledged by every replica."""
-    from kafka import KafkaProducer
-
     topics = _ensure(settings)
-    producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", request_timeout_ms=10_000
-    )
+    producer = connections.kafka_producer(settings, acks="all", request_timeout_ms=10_000)
     with closing(producer):
         value = watch.encode() if watch is not None else None
         producer.send(topics.watches, key=name.encode(), value=value).get(timeout=15)
@@ -157,11 +152,11 @@ def put(settings: Settings, watch: Watch | None, name: str) -> None:
 def read_all(settings: Settings, skipped: list[str] | None = None) -> dict[str, Watch]:
     """The current watches: the topic read from its start to its end. A record that does
     not decode is left out (named in ``skipped``): one bad record never hides the rest."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
     topics = _ensure(settings)
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+    consumer = connections.kafka_consumer(
+        settings,
         enable_auto_commit=False,
         group_id=None,
         request_timeout_ms=15_000,
@@ -213,12 +208,10 @@ def tail(
     """Alerts as they arrive on the alerts topic (from its end, or its start), until no
     alert came for ``idle`` seconds (never, if None). A record that does not decode is
     skipped; the worker wrote it, so it is a bug, not the user's to handle."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
     topics = _ensure(settings)
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
-    )
+    consumer = connections.kafka_consumer(settings, enable_auto_commit=False, group_id=None)
     with closing(consumer):
         parts: set[int] = set()
         deadline = time.monotonic() + 15

@@ -39,7 +39,7 @@ from typing import Any, TypeVar, cast
 from elasticsearch import AsyncElasticsearch
 from faust.exceptions import PartitionsMismatch
 
-from newsflow import deadletter, query, watches
+from newsflow import connections, deadletter, query, watches
 from newsflow.records import (
     Alert,
     Article,
@@ -86,8 +86,8 @@ def wait_for_services(settings: Settings, interval: float = 5.0) -> None:
     the command line's (exit 130)."""
     previous = signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        wait_for(partial(require_kafka, settings.kafka_bootstrap), _say(), interval)
-        wait_for(partial(require_elasticsearch, settings.elasticsearch_url), _say(), interval)
+        wait_for(partial(require_kafka, settings), _say(), interval)
+        wait_for(partial(require_elasticsearch, settings), _say(), interval)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -111,13 +111,11 @@ def _say() -> Callable[[str], None]:
 
 def prepare(settings: Settings) -> None:
     """Topics and index template, created if missing: what a worker needs to start."""
-    from elasticsearch import Elasticsearch
-
     from newsflow.topics import ensure_topics
 
     specs = Topics.from_settings(settings).specs()
-    ensure_topics(settings.kafka_bootstrap, specs, settings.topic_replication)
-    with Elasticsearch(settings.elasticsearch_url) as es:
+    ensure_topics(settings, specs)
+    with connections.elasticsearch(settings) as es:
         index.ensure_template(es, settings.topic_prefix)
 
 
@@ -216,7 +214,7 @@ class Pipeline:
         self.app = faust_overrides.PipelineApp(
             self.topics.group,
             head_grace=settings.head_grace,
-            broker=f"kafka://{settings.kafka_bootstrap}",
+            **connections.faust_broker(settings),
             store="rocksdb://",
             datadir=str(settings.state_dir / "faust"),
             topic_partitions=settings.topic_partitions,
@@ -239,14 +237,14 @@ class Pipeline:
         self._tagger: Tagger | None = None
         self._es: AsyncElasticsearch | None = None
         self._http: Any = None  # the webhook's httpx client, made on first use
-        self.watchlist = WatchList(settings.kafka_bootstrap, self.topics.watches)
+        self.watchlist = WatchList(settings, self.topics.watches)
         self.learning = name_labels.Policy(
             votes=settings.ner_learn_votes,
             share=settings.ner_learn_share,
             half_life=settings.ner_learn_half_life,
         )
         self.labelbook: Follower[str] = Follower(
-            settings.kafka_bootstrap, self.topics.labels, name_labels.fold, "learnt labels"
+            settings, self.topics.labels, name_labels.fold, "learnt labels"
         )
         self._declare()
 
@@ -742,7 +740,8 @@ class Pipeline:
         found = decode(Alert, event.value)
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=self.settings.webhook_timeout)
-        url = str(self.settings.webhook_url)
+        assert self.settings.webhook_url is not None  # the agent runs only when it is set
+        url = self.settings.webhook_url.get_secret_value()
         done = await webhook.deliver(self._http, url, found, self.settings.webhook_attempts)
         if done.delivered:
             return []
@@ -797,7 +796,7 @@ class Pipeline:
 
     def _get_es(self) -> AsyncElasticsearch:
         if self._es is None:
-            self._es = AsyncElasticsearch(self.settings.elasticsearch_url, request_timeout=60)
+            self._es = connections.async_elasticsearch(self.settings, request_timeout=60)
         return self._es
 
     async def _decode_batch(

@@ -16,6 +16,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from newsflow import connections
+from newsflow.settings import Settings
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -27,13 +30,13 @@ Fold = Callable[[dict[str, T], bytes | None, bytes | None, list[str]], None]
 class Follower(Generic[T]):
     def __init__(
         self,
-        bootstrap: str,
+        settings: Settings,
         topic: str,
         fold: Fold[T],
         what: str,
         published: Callable[[dict[str, T], dict[str, T]], None] | None = None,
     ) -> None:
-        self.bootstrap, self.topic, self.what = bootstrap, topic, what
+        self.settings, self.topic, self.what = settings, topic, what
         self._fold, self._published = fold, published
         self.items: dict[str, T] = {}
         self.ready = asyncio.Event()
@@ -56,10 +59,10 @@ class Follower(Generic[T]):
                 await asyncio.sleep(retry)
 
     async def _follow(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
+        from aiokafka import TopicPartition  # type: ignore[import-untyped]
 
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None
+        consumer = connections.aiokafka_consumer(
+            self.settings, enable_auto_commit=False, group_id=None
         )
         await consumer.start()
         try:

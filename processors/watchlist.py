@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from newsflow.records import Watch
+from newsflow.settings import Settings
 from newsflow.watches import fold
 from processors.follow import Follower
 
@@ -16,8 +17,8 @@ log = logging.getLogger(__name__)
 
 
 class WatchList(Follower[Watch]):
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        super().__init__(bootstrap, topic, fold, "watches", _say)
+    def __init__(self, settings: Settings, topic: str) -> None:
+        super().__init__(settings, topic, fold, "watches", _say)
 
     @property
     def watches(self) -> dict[str, Watch]:

@@ -149,10 +149,12 @@ def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> list[An
     (no consumer group, nothing committed)."""
     import time
 
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+    from newsflow import connections
+
+    consumer = connections.kafka_consumer(
+        settings,
         group_id=None,
         enable_auto_commit=False,
     )
@@ -201,3 +203,32 @@ def index_factory(es: Any) -> Iterator[Callable[[str], str]]:
         found = es.options(ignore_status=404).indices.get_index_template(name=f"{name}*")
         for template in found.get("index_templates", []):
             es.indices.delete_index_template(name=template["name"])
+
+
+# -- the secured stack, once per session, for the tests that need it ----------------------
+
+# Ports and a directory of its own: it runs beside the plain test stack, never instead of it.
+SECURE_TEST_STACK = StackSettings(
+    dir=ROOT / ".stack-secure-test",
+    kafka_port=29092,
+    kafka_controller_port=29093,
+    es_port=29200,
+    es_transport_port=29300,
+    es_heap="768m",
+    kafka_heap="768m",
+    secure=True,
+)
+
+
+@pytest.fixture(scope="session")
+def secure_stack() -> Iterator[Stack]:
+    """Kafka over SASL_SSL and Elasticsearch with TLS and an API key, started once for the
+    session and reused when already up (NEWSFLOW_TEST_KEEP_STACK=1 leaves it running).
+    `up` runs either way: on a running stack it only checks health and the API key, and
+    writes client.env, which the tests read."""
+    stack = Stack(SECURE_TEST_STACK)
+    already_up = all(node.healthy() for node in stack.nodes)
+    stack.up()
+    yield stack
+    if not already_up and os.environ.get("NEWSFLOW_TEST_KEEP_STACK") != "1":
+        stack.down()

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient
 from kafka.errors import CoordinatorNotAvailableError, KafkaError
 
 from deploy.stack import Stack
 from ingest.canon import canonicalize, site_of
 from ingest.producer import PageProducer
-from newsflow import audit
+from newsflow import audit, connections
 from newsflow.demo.sites import EXPECTED, DemoServer, article_urls, brief_urls, url
 from newsflow.records import Filtered, RawPage, Source, SourceKind, utcnow
 from newsflow.settings import Settings, as_env
@@ -161,13 +161,13 @@ def worker(settings: Settings, log: Path, state: Path) -> Process:
 
 def produce(settings: Settings, pages: list[RawPage], every: float = 0.0) -> None:
     topics = Topics.from_settings(settings)
-    with PageProducer(settings.kafka_bootstrap, topics.pages) as producer:
+    with PageProducer(settings, topics.pages) as producer:
         for p in pages:
             producer.send(p)
             if every:
                 producer.flush()
                 time.sleep(every)
-    raw = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    raw = connections.kafka_producer(settings, acks="all")
     for poison in POISON:
         raw.send(topics.pages, key=b"poison.example", value=poison)
     raw.close()

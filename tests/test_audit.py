@@ -314,7 +314,7 @@ def produce_pages(s: Settings) -> list[Any]:
     (same URL), and a poison value sixth. Returns the messages as Kafka has them."""
     topics = Topics.from_settings(s)
     urls = [f"https://audit.example/{n}" for n in (0, 1, 2, 2, 4)]
-    with PageProducer(s.kafka_bootstrap, topics.pages) as producer:
+    with PageProducer(s, topics.pages) as producer:
         for u in urls:
             producer.send(raw_page(u))
         producer.flush()

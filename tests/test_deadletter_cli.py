@@ -103,7 +103,7 @@ stack = pytest.mark.stack
 def dl_settings(settings: Settings) -> Iterator[Settings]:
     """A pipeline prefix of the test's own, its topics created, deleted afterwards."""
     s = settings.model_copy(update={"topic_prefix": unique("dl")})
-    ensure_topics(s.kafka_bootstrap, Topics.from_settings(s).specs())
+    ensure_topics(s, Topics.from_settings(s).specs())
     yield s
     admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
     admin.delete_topics([t for t in admin.list_topics() if t.startswith(s.topic_prefix)])

@@ -195,15 +195,15 @@ def test_replay_sends_dead_letters_back_once_with_their_original_headers(
     producer.send(dlq, key=b"site", value=b"original bytes", headers=headers).get(timeout=30)
     producer.close()
 
-    found = deadletter.list_stages(settings.kafka_bootstrap, {"clean": dlq}, limit=5)
+    found = deadletter.list_stages(settings, {"clean": dlq}, limit=5)
     [letter] = found["clean"].letters
     assert (letter.stage, letter.error_class, letter.error) == ("clean", "ValueError", "bad page")
     assert (letter.topic, letter.offset, letter.value) == (source, 41, b"original bytes")
 
     group = f"replay-{dlq}"
-    assert deadletter.replay(settings.kafka_bootstrap, dlq, group, dry_run=True).count == 1
-    assert deadletter.replay(settings.kafka_bootstrap, dlq, group).sent == {source: 1}
-    assert deadletter.replay(settings.kafka_bootstrap, dlq, group).count == 0  # not twice
+    assert deadletter.replay(settings, dlq, group, dry_run=True).count == 1
+    assert deadletter.replay(settings, dlq, group).sent == {source: 1}
+    assert deadletter.replay(settings, dlq, group).count == 0  # not twice
 
     consumer = KafkaConsumer(
         source,

@@ -136,7 +136,7 @@ def _settle(s: Settings, es: Any, pages: list[RawPage], worker: Process) -> None
 
         drills.wait_for(indexed, 300, p.url, worker)
     drills.wait_for(
-        lambda: group_lag(s.kafka_bootstrap, topics.group, topics.names) == 0,
+        lambda: group_lag(s, topics.group, topics.names) == 0,
         120,
         "the names agent",
         worker,

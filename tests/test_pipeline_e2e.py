@@ -76,7 +76,7 @@ def test_pages_become_searchable_articles_exactly_once(
         # The re-cleanings of early articles come after those are indexed.
         drills.wait_for(lambda: recleans_left(s) == 0, 300, "re-cleanings", worker)
         drills.wait_for(
-            lambda: group_lag(s.kafka_bootstrap, topics.group, topics.matches) == 0,
+            lambda: group_lag(s, topics.group, topics.matches) == 0,
             60,
             "matches and withdrawals",
             worker,

@@ -41,24 +41,24 @@ def web_server() -> Iterator[str]:
 
 def test_the_running_stack_passes_both_checks(settings: Settings) -> None:
     # The local stack's minimal Elasticsearch has no `GET /`: the check must not need it.
-    services.require_kafka(settings.kafka_bootstrap)
-    services.require_elasticsearch(settings.elasticsearch_url)
+    services.require_kafka(settings)
+    services.require_elasticsearch(settings)
 
 
 def test_nothing_listening_is_unreachable_with_the_cause_and_remedy() -> None:
     with pytest.raises(Unreachable) as kafka:
-        services.require_kafka("127.0.0.1:1")
+        services.require_kafka(Settings(kafka_bootstrap="127.0.0.1:1"))
     assert "127.0.0.1:1 (connection refused)" in str(kafka.value)
     assert "NEWSFLOW_KAFKA_BOOTSTRAP" in str(kafka.value)
     with pytest.raises(Unreachable) as es:
-        services.require_elasticsearch("http://127.0.0.1:1")
+        services.require_elasticsearch(Settings(elasticsearch_url="http://127.0.0.1:1"))
     assert "http://127.0.0.1:1 (connection refused)" in str(es.value)
     assert "NEWSFLOW_ELASTICSEARCH_URL" in str(es.value)
 
 
 def test_a_server_that_is_not_elasticsearch_is_said_so(web_server: str) -> None:
     with pytest.raises(SetupError) as err:
-        services.require_elasticsearch(web_server)
+        services.require_elasticsearch(Settings(elasticsearch_url=web_server))
     assert not isinstance(err.value, Unreachable)
     assert f"{web_server} does not answer as Elasticsearch" in str(err.value)
 
@@ -66,7 +66,7 @@ def test_a_server_that_is_not_elasticsearch_is_said_so(web_server: str) -> None:
 def test_a_server_that_is_not_kafka_is_said_so(web_server: str) -> None:
     address = web_server.removeprefix("http://")
     with pytest.raises(Unreachable) as err:
-        services.require_kafka(address, timeout=2.0)
+        services.require_kafka(Settings(kafka_bootstrap=address), timeout=2.0)
     assert "no Kafka answer" in str(err.value)
 
 

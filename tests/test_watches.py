@@ -534,7 +534,7 @@ def test_a_workers_live_copy_waits_for_the_whole_topic_then_follows_it(own: Sett
     watches.put(own, None, "w7")
 
     async def run() -> tuple[set[str], set[str]]:
-        live = WatchList(own.kafka_bootstrap, topic)
+        live = WatchList(own, topic)
         task = asyncio.create_task(live.follow(retry=0.5))
         try:
             await asyncio.wait_for(live.ready.wait(), 30)

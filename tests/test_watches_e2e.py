@@ -99,9 +99,7 @@ def settle(s: Settings, es: Any, ids: set[str], worker: Process, timeout: float 
     seen: list[int] = []
 
     def quiet() -> bool:
-        lag = sum(
-            group_lag(s.kafka_bootstrap, topics.group, t) for t in (topics.enriched, topics.matches)
-        )
+        lag = sum(group_lag(s, topics.group, t) for t in (topics.enriched, topics.matches))
         seen.append(len(read_topic(s, topics.alerts)))
         return lag == 0 and len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3]
 

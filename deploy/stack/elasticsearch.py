@@ -1,4 +1,5 @@
-"""One Elasticsearch node on 127.0.0.1, security off (loopback only), run unprivileged.
+"""One Elasticsearch node on 127.0.0.1, run unprivileged: security off (loopback only), or
+secured (TLS, a superuser, newsflow's API key: deploy/stack/es_security.py).
 
 Elasticsearch refuses to run as root. When newsflow runs as root it starts the node as
 ``StackSettings.es_user`` (a system user it creates if missing). That user must be able to
@@ -19,10 +20,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from deploy.stack import artifacts
+from deploy.stack import artifacts, es_analysis, es_security
 from deploy.stack.errors import StackError
-from deploy.stack.java import find_jdk
+from deploy.stack.java import Jdk, find_jdk
 from deploy.stack.process import port_open, read_pid, start_detached
+from deploy.stack.secure import SecureFiles
 from newsflow.settings import StackSettings
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,9 @@ class ElasticsearchNode:
     name = "elasticsearch"
     cluster_name = "newsflow"
 
-    def __init__(self, settings: StackSettings) -> None:
+    def __init__(self, settings: StackSettings, secure: SecureFiles | None = None) -> None:
         self.settings = settings
+        self.secure = secure  # None: security off
         self.stack_dir = settings.dir.resolve()
         self.pid_file = self.stack_dir / "elasticsearch.pid"
         self.port = settings.es_port
@@ -71,6 +74,14 @@ class ElasticsearchNode:
 
     def elasticsearch_yml(self, root: Path) -> str:
         s = self.settings
+        security = (
+            es_security.yml_lines()
+            if self.secure
+            else [
+                # Bound to loopback only; the docker-compose file does the same in its network.
+                "xpack.security.enabled: false",
+            ]
+        )
         return "\n".join(
             [
                 "# Written by `newsflow stack up`; edits are overwritten.",
@@ -80,8 +91,7 @@ class ElasticsearchNode:
                 f"http.port: {s.es_port}",
                 f"transport.port: {s.es_transport_port}",
                 "discovery.type: single-node",
-                # Bound to loopback only; the docker-compose file does the same in its network.
-                "xpack.security.enabled: false",
+                *security,
                 f"path.data: {root / 'data'}",
                 f"path.logs: {root / 'logs'}",
                 # A nearly full disk would turn indices read-only and stall the indexer with
@@ -107,6 +117,8 @@ class ElasticsearchNode:
             _ensure_user(user)
         root = self._prepare_root(user)
         home = artifacts.elasticsearch_home(self.stack_dir / "artifacts", root / "dist")
+        if self.secure:
+            es_analysis.install(home, jdk, self.version)
         conf = root / "config"
         if not (conf / "jvm.options").is_file():
             shutil.copytree(home / "config", conf, dirs_exist_ok=True)
@@ -115,14 +127,9 @@ class ElasticsearchNode:
             (root / d).mkdir(exist_ok=True)
         if user:
             _chown_tree(user, [conf, root / "data", root / "logs", root / "tmp"])
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(root),
-            "ES_JAVA_HOME": str(jdk.home),
-            "ES_PATH_CONF": str(conf),
-            "ES_TMPDIR": str(root / "tmp"),
-            "ES_JAVA_OPTS": f"-Xms{self.settings.es_heap} -Xmx{self.settings.es_heap}",
-        }
+        env = self._env(jdk, root, conf)
+        if self.secure:
+            es_security.prepare(home, conf, env, user, self.secure)
         log.info("starting Elasticsearch %s on %s (JDK %s)", self.version, self.address, jdk.major)
         return start_detached(
             [str(home / "bin" / "elasticsearch")],
@@ -132,6 +139,17 @@ class ElasticsearchNode:
             cwd=root,
             user=user,
         )
+
+    def _env(self, jdk: Jdk, root: Path, conf: Path) -> dict[str, str]:
+        """The environment of the node and of its command-line tools."""
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(root),
+            "ES_JAVA_HOME": str(jdk.home),
+            "ES_PATH_CONF": str(conf),
+            "ES_TMPDIR": str(root / "tmp"),
+            "ES_JAVA_OPTS": f"-Xms{self.settings.es_heap} -Xmx{self.settings.es_heap}",
+        }
 
     def _prepare_root(self, user: str | None) -> Path:
         link = self.stack_dir / "elasticsearch"
@@ -156,15 +174,33 @@ class ElasticsearchNode:
         return target
 
     def healthy(self) -> bool:
-        """True when cluster health is yellow or green."""
+        """True when cluster health is yellow or green (asked as the stack's superuser, over
+        TLS checked against the stack's CA, when secured)."""
         if not port_open(self.port):
             return False
         url = f"{self.address}/_cluster/health?wait_for_status=yellow&timeout=2s"
+        if self.secure:
+            return _secure_healthy(url, self.secure)
         try:
             with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (our loopback URL)
                 return json.load(resp).get("status") in ("yellow", "green")
         except (urllib.error.URLError, OSError, ValueError):
             return False
+
+
+def _secure_healthy(url: str, secure: SecureFiles) -> bool:
+    if not secure.made():
+        return False  # never started secured: no CA to check the node against
+    try:
+        status, body = es_security.call(
+            url,
+            auth=es_security.superuser_auth(secure),
+            context=es_security.tls_context(secure),
+            timeout=5,
+        )
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return status == 200 and isinstance(body, dict) and body.get("status") in ("yellow", "green")
 
 
 def _ensure_user(user: str) -> None:

@@ -74,6 +74,30 @@ def start_detached(
     return pid
 
 
+def run_as(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    user: str | None,
+    stdin: str = "",
+) -> subprocess.CompletedProcess[str]:
+    """Run a tool to its end as ``user`` (None: as we are), ``stdin`` fed to it: how secrets
+    reach a tool without showing on its command line."""
+    return subprocess.run(
+        list(argv),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        cwd=cwd,
+        user=user,
+        group=_primary_group(user) if user else None,
+        extra_groups=[] if user else None,
+        check=False,
+    )
+
+
 def _primary_group(user: str) -> int:
     import pwd
 
