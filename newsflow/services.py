@@ -85,11 +85,13 @@ def require_kafka(settings: Settings, timeout: float = TIMEOUT) -> None:
 
 # kafka-python 3.0 (written against 3.0.12) gives up on a broker that refuses the SASL
 # user with the same KafkaTimeoutError ("Unable to bootstrap") as on one that never
-# answers; the SaslAuthenticationFailedError that says why is only in the warning its
-# connection manager logs for each failed bootstrap connection, with the error as the
-# record's last argument. The check reads it there. tests/test_secure_e2e.py checks, on a
-# real broker, that a wrong password is still said as such.
-BOOTSTRAP_LOGGER = "kafka.net.manager"
+# answers; the SaslAuthenticationFailedError that says why is only in what it logs about
+# each failed connection (its transport, connection and connection manager each log it,
+# the error among the record's arguments). The check reads it there, from every logger
+# of the library: which of them says it first depends on when the broker hangs up.
+# tests/test_secure_e2e.py checks, on a real broker, that a wrong password is still said
+# as such.
+KAFKA_LOGGER = "kafka"
 
 
 @contextmanager
@@ -103,11 +105,12 @@ def _bootstrap_failures() -> Iterator[list[BaseException]]:
             args = record.args if isinstance(record.args, tuple) else ()
             found.extend(a for a in args if isinstance(a, BaseException))
 
-    logger = logging.getLogger(BOOTSTRAP_LOGGER)
+    logger = logging.getLogger(KAFKA_LOGGER)
     handler, level, propagate = Collect(), logger.level, logger.propagate
+    shown = logger.isEnabledFor(logging.WARNING)  # -v: the records go on to the log too
     logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)
-    logger.propagate = logging.getLogger("kafka").isEnabledFor(logging.WARNING)
+    logger.setLevel(min(logger.getEffectiveLevel(), logging.WARNING))
+    logger.propagate = shown and propagate
     try:
         yield found
     finally:
@@ -224,7 +227,13 @@ def _kafka_refusal(settings: Settings, errors: list[BaseException], confirmed: b
     """The kafka-python errors of a broker that answered TCP (and TLS) but not the admin
     client (the one raised, then those logged on the way), as the cause a user can act
     on."""
-    from kafka.errors import SaslAuthenticationFailedError, UnsupportedSaslMechanismError
+    from kafka.errors import (
+        KafkaConnectionError,
+        KafkaTimeoutError,
+        RequestTimedOutError,
+        SaslAuthenticationFailedError,
+        UnsupportedSaslMechanismError,
+    )
 
     address = settings.kafka_bootstrap
     err = errors[0]
@@ -245,7 +254,25 @@ def _kafka_refusal(settings: Settings, errors: list[BaseException], confirmed: b
             f"does not offer SASL mechanism {settings.kafka_sasl_mechanism}",
             "set NEWSFLOW_KAFKA_SASL_MECHANISM to one the broker enables",
         )
-    if confirmed and not settings.kafka_security_protocol.startswith("SASL_"):
+    sasl = settings.kafka_security_protocol.startswith("SASL_")
+    logged = errors[1:]
+    dropped = [e for e in logged if isinstance(e, KafkaConnectionError)]
+    waited = [e for e in logged if isinstance(e, KafkaTimeoutError | RequestTimedOutError)]
+    if confirmed and sasl and dropped and len(dropped) + len(waited) == len(logged):
+        # Kafka answered, then hung up on every connection once kafka-python had sent the
+        # SASL exchange. A broker answers a wrong password with an error and then closes;
+        # on a busy machine kafka-python 3.0.12 may see the close before it reads the
+        # error, and logs only "socket disconnected".
+        return Refused(
+            "Kafka",
+            address,
+            f"closed every connection while authenticating the user "
+            f"{settings.kafka_sasl_username!r} ({settings.kafka_sasl_mechanism}): a wrong "
+            "user name or password is the usual cause",
+            "check NEWSFLOW_KAFKA_SASL_USERNAME and NEWSFLOW_KAFKA_SASL_PASSWORD, the "
+            "mechanism (NEWSFLOW_KAFKA_SASL_MECHANISM) and that the listener takes SASL",
+        )
+    if confirmed and not sasl:
         # Kafka answered ApiVersions and then not the admin client: a SASL listener.
         return Refused(
             "Kafka",

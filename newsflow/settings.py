@@ -23,7 +23,8 @@ S = TypeVar("S", bound=BaseSettings)
 class Settings(BaseSettings):
     """Where the services are and how the pipeline's topics are laid out."""
 
-    model_config = SettingsConfigDict(env_prefix="NEWSFLOW_", extra="ignore")
+    # An empty variable is an unset one (a compose file's ${VAR:-}, an `export X=`).
+    model_config = SettingsConfigDict(env_prefix="NEWSFLOW_", extra="ignore", env_ignore_empty=True)
 
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port...]"
@@ -264,7 +265,9 @@ class Settings(BaseSettings):
 class StackSettings(BaseSettings):
     """The local Kafka + Elasticsearch stack that `newsflow stack` runs without Docker."""
 
-    model_config = SettingsConfigDict(env_prefix="NEWSFLOW_STACK_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSFLOW_STACK_", extra="ignore", env_ignore_empty=True
+    )
 
     dir: Path = Field(Path(".stack"), description="State directory: data, logs, pid files, configs")
     kafka_port: int = Field(9092, description="Kafka client listener port on 127.0.0.1")

@@ -144,6 +144,21 @@ def pipeline_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     admin.close()
 
 
+@pytest.fixture
+def pipeline(pipeline_settings: Settings, es: Any) -> Iterator[Settings]:
+    """``pipeline_settings``, and its indices deleted afterwards as well (a run that indexes
+    makes one per month its pages were published in) with their template."""
+    from processors.index import alias
+
+    yield pipeline_settings
+    found = es.indices.get(index=f"{alias(pipeline_settings.topic_prefix)}-*")
+    if found:
+        es.indices.delete(index=",".join(found))
+    es.options(ignore_status=404).indices.delete_index_template(
+        name=alias(pipeline_settings.topic_prefix)
+    )
+
+
 def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> list[Any]:
     """Every message on ``topic`` from the beginning up to its end offsets as of the call
     (no consumer group, nothing committed)."""

@@ -314,3 +314,13 @@ def test_child_processes_get_the_secrets_themselves() -> None:
     assert isinstance(
         Settings(**{"elasticsearch_api_key": API_KEY}).elasticsearch_api_key, SecretStr
     )
+
+
+def test_an_empty_variable_is_an_unset_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As a compose file's ${NEWSFLOW_WEBHOOK_URL:-} or an `export X=` gives them.
+    monkeypatch.setenv("NEWSFLOW_ELASTICSEARCH_CA_FILE", "")
+    monkeypatch.setenv("NEWSFLOW_WEBHOOK_URL", "")
+    monkeypatch.setenv("NEWSFLOW_KAFKA_SECURITY_PROTOCOL", "")
+    s = load(Settings)
+    assert s.elasticsearch_ca_file is None and s.webhook_url is None
+    assert s.kafka_security_protocol == "PLAINTEXT"

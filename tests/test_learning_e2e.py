@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,17 +84,6 @@ def _page(slug: str) -> RawPage:
     # Each article on a site of its own: no paragraph is another's boilerplate.
     url = f"https://{slug}.talmora.example/news/{slug}"
     return drills.page(url, doc.encode(), "text/html; charset=utf-8", SourceKind.URLS)
-
-
-@pytest.fixture
-def pipeline(pipeline_settings: Settings, es: Any) -> Iterator[Settings]:
-    yield pipeline_settings
-    found = es.indices.get(index=f"{alias(pipeline_settings.topic_prefix)}-*")
-    if found:
-        es.indices.delete(index=",".join(found))
-    es.options(ignore_status=404).indices.delete_index_template(
-        name=alias(pipeline_settings.topic_prefix)
-    )
 
 
 def _label_of(es: Any, s: Settings, article_id: str) -> str | None:

@@ -88,3 +88,38 @@ def test_wait_for_says_once_that_it_waits_and_once_that_it_goes_on() -> None:
     services.wait_for(check, said.append, interval=0.01)
     assert len(said) == 2 and said[0].startswith("waiting for Kafka: cannot reach Kafka at x:1")
     assert said[1] == "reached it; starting"
+
+
+def test_kafka_python_s_errors_become_the_cause_a_user_can_act_on() -> None:
+    from kafka.errors import (
+        KafkaConnectionError,
+        KafkaTimeoutError,
+        SaslAuthenticationFailedError,
+        UnsupportedSaslMechanismError,
+    )
+
+    from newsflow.errors import Refused
+
+    sasl = Settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_username="newsflow",
+        kafka_sasl_password="pw-secret-1",
+    )
+    raised = KafkaTimeoutError("Unable to bootstrap")
+
+    def said(settings: Settings, logged: list[BaseException], confirmed: bool = True) -> str:
+        err = services._kafka_refusal(settings, [raised, *logged], confirmed)
+        return f"{type(err).__name__}: {err}"
+
+    assert "Refused" in said(sasl, [KafkaConnectionError(), SaslAuthenticationFailedError()])
+    assert "refused the user 'newsflow'" in said(sasl, [SaslAuthenticationFailedError()])
+    hung_up = said(sasl, [KafkaConnectionError("socket disconnected"), KafkaTimeoutError()])
+    assert "closed every connection while authenticating the user 'newsflow'" in hung_up
+    assert "does not offer SASL mechanism" in said(sasl, [UnsupportedSaslMechanismError()])
+    # Not confirmed as Kafka, or nothing logged: no guess about the cause.
+    assert said(sasl, [KafkaConnectionError()], confirmed=False).startswith("Unreachable")
+    assert said(sasl, []).startswith("Unreachable")
+    plain = Settings()
+    assert "may want SASL" in said(plain, [KafkaConnectionError()])
+    assert "pw-secret-1" not in hung_up
+    assert issubclass(Refused, SetupError)

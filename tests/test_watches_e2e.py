@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,19 +52,6 @@ LATER_PAGES = 12
 
 
 # -- the pipeline -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def pipeline(pipeline_settings: Settings, es: Any) -> Iterator[Settings]:
-    """A pipeline of the test's own (topics, state); its indices are deleted afterwards
-    (each run makes one per month its pages were published in)."""
-    yield pipeline_settings
-    found = es.indices.get(index=f"{alias(pipeline_settings.topic_prefix)}-*")
-    if found:
-        es.indices.delete(index=",".join(found))
-    es.options(ignore_status=404).indices.delete_index_template(
-        name=alias(pipeline_settings.topic_prefix)
-    )
 
 
 def copy_of(original: RawPage, site: str, n: int) -> RawPage:

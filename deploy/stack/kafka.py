@@ -238,7 +238,10 @@ class KafkaNode:
         from newsflow import connections
 
         try:
-            admin = connections.kafka_admin(self.client_settings(), request_timeout_ms=3000)
+            # Seconds, not kafka-python's 30 s bootstrap: `up` asks again until its timeout.
+            admin = connections.kafka_admin(
+                self.client_settings(), request_timeout_ms=3000, bootstrap_timeout_ms=3000
+            )
         except (KafkaError, OSError):
             return False
         try:
