@@ -70,14 +70,22 @@ class Refused(SetupError):
         self.service, self.address = service, address
 
 
-def describe_cause(err: BaseException) -> str:
-    """A short reason for a connection failure: the innermost OS error's words where there
-    is one ("connection refused"), else the exception's class."""
+def causes(err: BaseException) -> list[BaseException]:
+    """``err`` and the exceptions it was raised from or during, outermost first."""
     seen: set[int] = set()
+    found: list[BaseException] = []
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def describe_cause(err: BaseException) -> str:
+    """A short reason for a connection failure: the innermost OS error's words where there
+    is one ("connection refused"), else the exception's class."""
+    for current in causes(err):
         if isinstance(current, OSError) and current.strerror:
             return current.strerror.lower()
-        current = current.__cause__ or current.__context__
     return type(err).__name__

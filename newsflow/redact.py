@@ -13,6 +13,7 @@ record (``LogFilter``), and dead letters pass their reason through ``text``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
@@ -55,9 +56,14 @@ def register(*settings: BaseSettings) -> None:
 
 
 def text(value: str) -> str:
-    """``value`` with every registered secret replaced by ``***`` (longest first, so that
-    a secret containing another is cut whole)."""
-    for secret in sorted(_known, key=len, reverse=True):
+    """``value`` with every registered secret replaced by ``***``."""
+    return cut(value, _known)
+
+
+def cut(value: str, secrets: Iterable[str]) -> str:
+    """``value`` with each of ``secrets`` replaced by ``***`` (longest first, so that a
+    secret containing another is cut whole)."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         if secret in value:
             value = value.replace(secret, MASK)
     return value

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from newsflow import connections
-from newsflow.errors import Refused, SetupError, Unreachable, describe_cause
+from newsflow.errors import Refused, SetupError, Unreachable, causes, describe_cause
 from newsflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -132,11 +132,7 @@ def _refuse_if_tls(settings: Settings, host: str, port: int, timeout: float) -> 
             pass
     except (ssl.SSLError, OSError):
         return  # not TLS either: kafka-python's own error says the rest
-    raise _wants_tls(settings)
-
-
-def _wants_tls(settings: Settings) -> Refused:
-    return Refused(
+    raise Refused(
         "Kafka",
         settings.kafka_bootstrap,
         f"speaks TLS, and {settings.kafka_security_protocol} does not: the port wants TLS",
@@ -237,7 +233,7 @@ def _kafka_refusal(settings: Settings, errors: list[BaseException], confirmed: b
 
     address = settings.kafka_bootstrap
     err = errors[0]
-    chain = [e for error in errors for e in _chain(error)]
+    chain = [e for error in errors for e in causes(error)]
     if any(isinstance(e, SaslAuthenticationFailedError) for e in chain):
         return Refused(
             "Kafka",
@@ -283,16 +279,6 @@ def _kafka_refusal(settings: Settings, errors: list[BaseException], confirmed: b
             "NEWSFLOW_KAFKA_SASL_USERNAME and _PASSWORD",
         )
     return Unreachable("Kafka", address, f"no Kafka answer: {type(err).__name__}")
-
-
-def _chain(err: BaseException) -> list[BaseException]:
-    seen, out = set(), []
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        out.append(current)
-        current = current.__cause__ or current.__context__
-    return out
 
 
 def require_elasticsearch(settings: Settings, timeout: float = TIMEOUT) -> None:
@@ -361,7 +347,7 @@ def _elasticsearch_refusal(settings: Settings, status: int) -> SetupError:
 
 def _elasticsearch_transport(settings: Settings, err: BaseException) -> SetupError:
     url = settings.elasticsearch_url
-    chain = _chain(err)
+    chain = causes(err)
     verify = next((e for e in chain if isinstance(e, ssl.SSLCertVerificationError)), None)
     if verify is not None:
         return Refused(

@@ -25,7 +25,8 @@ from typing import Any
 
 from deploy.stack.errors import StackError
 from deploy.stack.process import run_as
-from deploy.stack.secure import ES_SUPERUSER, SecureFiles, redact
+from deploy.stack.secure import ES_SUPERUSER, SecureFiles
+from newsflow import redact
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def prepare(
         if done.returncode != 0:
             keystore.unlink(missing_ok=True)  # half-made: redone at the next start
             raise StackError(
-                "elasticsearch-keystore failed:\n" + redact(done.stdout + done.stderr, hidden),
+                "elasticsearch-keystore failed:\n" + redact.cut(done.stdout + done.stderr, hidden),
                 f"see {conf}; `newsflow stack up` tries again",
             )
     if not _has_user(conf / "users", ES_SUPERUSER):
@@ -105,7 +106,7 @@ def prepare(
         )
         if done.returncode != 0:
             raise StackError(
-                "elasticsearch-users failed:\n" + redact(done.stdout + done.stderr, hidden),
+                "elasticsearch-users failed:\n" + redact.cut(done.stdout + done.stderr, hidden),
                 f"see {conf / 'users'}; `newsflow stack up` tries again",
             )
 

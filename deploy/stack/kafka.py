@@ -25,7 +25,8 @@ from deploy.stack import artifacts
 from deploy.stack.errors import StackError
 from deploy.stack.java import find_jdk
 from deploy.stack.process import port_open, read_pid, start_detached
-from deploy.stack.secure import KAFKA_ADMIN, KAFKA_CLIENT, SecureFiles, redact, write_private
+from deploy.stack.secure import KAFKA_ADMIN, KAFKA_CLIENT, SecureFiles, write_private
+from newsflow import redact
 from newsflow.settings import Settings, StackSettings
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ class KafkaNode:
         else:
             done, hidden = self._format_with_users(java, args, self.secure)
         if done.returncode != 0:
-            output = redact(done.stdout + done.stderr, hidden)
+            output = redact.cut(done.stdout + done.stderr, hidden)
             raise StackError(
                 f"formatting Kafka storage in {self.data_dir} failed:\n{output}",
                 f"remove {self.data_dir} if it is left over from another Kafka version",

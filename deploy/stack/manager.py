@@ -182,13 +182,12 @@ class Stack:
             )
         ca = str(self.secure.ca_pem)
         return {
-            "kafka_bootstrap": self.settings.kafka_bootstrap,
+            **values,
             "kafka_security_protocol": "SASL_SSL",
             "kafka_sasl_mechanism": "SCRAM-SHA-512",
             "kafka_sasl_username": KAFKA_CLIENT,
             "kafka_sasl_password": self.secure.passwords().kafka_client,
             "kafka_ssl_cafile": ca,
-            "elasticsearch_url": self.settings.elasticsearch_url,
             "elasticsearch_api_key": api_key,
             "elasticsearch_ca_file": ca,
         }
@@ -201,21 +200,11 @@ class Stack:
     def client_settings(self) -> Settings:
         """newsflow's Settings for this stack: the environment's, except for how to reach
         and authenticate to Kafka and Elasticsearch, which come from the stack alone."""
+        # Every connection setting at its default, then the stack's own values.
         unset: dict[str, Any] = {
-            "kafka_security_protocol": "PLAINTEXT",
-            "kafka_sasl_username": None,
-            "kafka_sasl_password": None,
-            "kafka_ssl_cafile": None,
-            "kafka_ssl_certfile": None,
-            "kafka_ssl_keyfile": None,
-            "kafka_ssl_key_password": None,
-            "kafka_ssl_check_hostname": True,
-            "elasticsearch_api_key": None,
-            "elasticsearch_username": None,
-            "elasticsearch_password": None,
-            "elasticsearch_ca_file": None,
-            "elasticsearch_fingerprint": None,
-            "elasticsearch_verify_certs": True,
+            name: field.default
+            for name, field in Settings.model_fields.items()
+            if name.startswith(("kafka_", "elasticsearch_"))
         }
         return Settings(**{**unset, **self._client_values()})
 

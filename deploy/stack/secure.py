@@ -25,11 +25,11 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from deploy.stack.errors import StackError
+from newsflow import redact
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +68,6 @@ def write_private(path: Path, text: str) -> None:
     finally:
         os.close(fd)
     tmp.replace(path)
-
-
-def redact(text: str, hidden: Iterable[str]) -> str:
-    """``text`` with every secret in ``hidden`` replaced, for error messages that quote a
-    tool's output."""
-    for secret in hidden:
-        if secret:
-            text = text.replace(secret, "[hidden]")
-    return text
 
 
 class SecureFiles:
@@ -159,7 +150,7 @@ class SecureFiles:
                 [str(keytool), *step], cwd=work, env=env, capture_output=True, text=True
             )
             if done.returncode != 0:
-                output = redact(done.stdout + done.stderr, asdict(passwords).values())
+                output = redact.cut(done.stdout + done.stderr, asdict(passwords).values())
                 raise StackError(
                     f"keytool {step[0]} failed making the stack's certificates:\n{output.strip()}",
                     f"check that {keytool} works; {work} holds what was made so far",
